@@ -1,0 +1,72 @@
+"""Small helpers shared by every chapter: device choice, seeding, timing."""
+from __future__ import annotations
+
+import os
+import random
+import time
+from contextlib import contextmanager
+
+import numpy as np
+
+
+def get_device(prefer: str | None = None):
+    """The best available torch device: cuda, then mps, then cpu.
+
+    ``prefer`` (or the environment variable ``COURSE_DEVICE``) forces one, e.g. "cpu".
+    """
+    import torch
+    choice = prefer or os.environ.get("COURSE_DEVICE")
+    if choice:
+        return torch.device(choice)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def set_seed(seed: int = 0) -> np.random.Generator:
+    """Seed Python, NumPy and torch; returns a fresh NumPy Generator."""
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        import torch
+        torch.manual_seed(seed)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    return np.random.default_rng(seed)
+
+
+@contextmanager
+def timer():
+    """``with timer() as t: ...`` then ``t()`` is the elapsed seconds."""
+    start = time.perf_counter()
+    end = None
+
+    def elapsed() -> float:
+        return (end if end is not None else time.perf_counter()) - start
+
+    try:
+        yield elapsed
+    finally:
+        end = time.perf_counter()
+
+
+def best_time(fn, repeat: int = 5, warmup: int = 1, sync=None) -> float:
+    """Minimum wall time of ``fn()`` over ``repeat`` runs (after ``warmup`` runs).
+
+    ``sync`` is called after each run (e.g. ``torch.cuda.synchronize``) so that
+    asynchronous GPU work is included.
+    """
+    for _ in range(warmup):
+        fn()
+        if sync:
+            sync()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        if sync:
+            sync()
+        times.append(time.perf_counter() - start)
+    return min(times)
