@@ -55,7 +55,7 @@ nbval: setup
 
 book: setup
 	@echo "==> [book] building the website with Jupyter Book (warnings are errors)"
-	$(BIN)/jupyter-book build notebooks --config book.yml --toc notebooks/_toc.yml -W --path-output .
+	$(BIN)/jupyter-book build notebooks --config book.yml --toc $(CURDIR)/notebooks/_toc.yml -W --path-output .
 	@echo "==> [book] open _build/html/index.html in a browser"
 
 notebooks: setup
