@@ -111,7 +111,7 @@ def _linear(x, params, name):
     return x @ w.T + (0.0 if b is None else b)
 
 
-def head_mask(mask, ndim: int = 4):
+def head_mask(mask):
     """Give a (B, T_q, T_k) mask a head axis -> (B, 1, T_q, T_k); other shapes pass through."""
     if mask is not None and mask.ndim == 3:
         return mask[:, None]

@@ -88,7 +88,13 @@ def apply_rope(x, cos, sin):
 
 def rope_cos_sin_torch(num_positions: int, dim: int, base: float = 10000.0, offset: int = 0,
                        device=None, dtype=torch.float32):
-    """Same as :func:`rope_cos_sin`, as tensors."""
+    """Same tables as :func:`rope_cos_sin`, as tensors.
+
+    The angles are computed in float32 whatever ``dtype`` is, exactly as Hugging Face
+    Llama does, so that our Llama blocks match it bit for bit; the tables therefore
+    agree with the float64 NumPy ones to about 1e-5 for a few hundred positions
+    (1e-4 at 4096), and ``dtype`` only sets the returned type.
+    """
     if dim % 2:
         raise ValueError(f"rotary dim must be even, got {dim}")
     inv_freq = 1.0 / base ** (torch.arange(0, dim, 2, device=device, dtype=torch.float32) / dim)
