@@ -70,3 +70,13 @@ def test_peak_memory_naive_quadratic_tiled_linear(rng):
     assert 3.5 < n2 / n1 < 4.5          # (T, T) scores: x4 when T doubles
     assert t2 / t1 < 2.5                # blocks of (64, 64): grows with the output only
     assert n2 > 8 * t2
+
+
+def test_tiled_accepts_a_one_dimensional_key_mask(rng):
+    q, k, v = (rng.normal(size=(5, 4)) for _ in range(3))
+    mask = np.array([1, 1, 1, 0, 0], bool)
+    ref, _ = npa.scaled_dot_product_attention(q, k, v, mask)
+    np.testing.assert_allclose(tiled.tiled_attention(q, k, v, mask, block_size=2), ref, atol=1e-12)
+    ours_t = tiled.tiled_attention_torch(*(torch.tensor(x) for x in (q, k, v)), torch.tensor(mask),
+                                         block_size=2)
+    np.testing.assert_allclose(ours_t.numpy(), ref, atol=1e-12)

@@ -76,7 +76,7 @@ def _block_mask(mask, causal, qs, ks, bq, bk, T_q, T_k, xp):
     """The (…, bq, bk) slice of the boolean mask and/or causal structure, or None."""
     allowed = None
     if mask is not None:
-        full = mask
+        full = mask[None, :] if mask.ndim == 1 else mask          # (T_k,) -> (1, T_k)
         # expand singleton query/key axes before slicing
         rows = full if full.shape[-2] == 1 else full[..., qs:qs + bq, :]
         allowed = rows if rows.shape[-1] == 1 else rows[..., ks:ks + bk]
@@ -93,7 +93,7 @@ def _block_mask(mask, causal, qs, ks, bq, bk, T_q, T_k, xp):
     return allowed
 
 
-def tiled_attention_torch(q, k, v, mask=None, causal: bool = False, block_size: int = 128,
+def tiled_attention_torch(q, k, v, mask=None, causal: bool = False, block_size: int = 64,
                           scale: float | None = None):
     """PyTorch version of :func:`tiled_attention` (differentiable through autograd)."""
     check_attention_inputs(q, k, v, mask)
@@ -131,7 +131,9 @@ def peak_memory_numpy(fn, *args, **kwargs) -> tuple[int, object]:
     """Peak bytes newly allocated while running a NumPy function (via tracemalloc).
 
     NumPy reports its array buffers to tracemalloc, so this counts every
-    temporary, e.g. the (T, T) score matrix of naive attention.
+    temporary, e.g. the (T, T) score matrix of naive attention.  Inside a Jupyter
+    kernel, background threads can add a few KiB and the first call allocates
+    extra caches: warm up once and compare medians when exact bytes matter.
     Returns (peak_bytes, result).
     """
     tracemalloc.start()
