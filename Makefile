@@ -1,7 +1,9 @@
 # The course's commands. Each one is idempotent: a second run reuses .venv.
 #   make lab        set up, then open JupyterLab on notebooks/
-#   make test       set up, then unit tests + strict nbval over every notebook + the website build
+#   make test       set up, then unit tests + strict nbval over every notebook, the website build
+#                   and the browser test of the website
 #   make book       build the website into _build/html
+#   make browser    build the website, then test it in a real browser (Chromium + Playwright)
 #   make notebooks  re-execute every notebook in place (refresh stored outputs)
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -20,7 +22,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 PYTEST_ARGS ?=
 
-.PHONY: setup lab test unit nbval book notebooks bench clean
+.PHONY: setup lab test unit nbval book browser browser-deps notebooks bench clean
 
 setup: $(STAMP)
 
@@ -44,7 +46,7 @@ test: setup
 	@echo "==> [test] unit tests and strict nbval over notebooks/ (2 workers)"
 	$(BIN)/python -m pytest -n 2 --dist loadfile --nbval --nbval-current-env \
 	    --nbval-sanitize-with tests/sanitize.cfg --durations=15 $(PYTEST_ARGS) tests notebooks
-	@$(MAKE) --no-print-directory book
+	@$(MAKE) --no-print-directory browser
 
 unit: setup
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS) tests
@@ -56,7 +58,23 @@ nbval: setup
 book: setup
 	@echo "==> [book] building the website with Jupyter Book (warnings are errors)"
 	$(BIN)/jupyter-book build notebooks --config book.yml --toc $(CURDIR)/notebooks/_toc.yml -W --path-output .
-	@echo "==> [book] open _build/html/index.html in a browser"
+	@echo "==> [book] $$(find _build/html -name '*.html' -not -path '*/_static/*' | wc -l) pages in _build/html. To read it, open"
+	@echo "      file://$(CURDIR)/_build/html/index.html"
+	@echo "    in a browser, or serve it:"
+	@echo "      $(BIN)/python -m http.server --bind 127.0.0.1 --directory _build/html 8000   # then http://127.0.0.1:8000"
+
+# The browser test: serves _build/html on 127.0.0.1 and drives the system Chromium with
+# Playwright (tests/browser/). Screenshots go to test-artifacts/. Without Chromium the test
+# is skipped with a message, except in CI (CI=true), where it fails.
+CHROMIUM ?= /usr/bin/chromium
+browser: book browser-deps
+	@echo "==> [browser] testing _build/html in Chromium (screenshots in test-artifacts/)"
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -p no:cacheprovider tests/browser
+
+# Debian's Chromium (never `playwright install`): apt-get installs it when it is missing and
+# we are root (CI containers); otherwise the script prints what to do.
+browser-deps:
+	@bash tools/browser_deps.sh $(CHROMIUM)
 
 notebooks: setup
 	@echo "==> [notebooks] re-executing notebooks in place ($(THREADS) threads)"
