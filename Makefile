@@ -82,6 +82,8 @@ notebooks: setup
 
 bench: setup
 	$(BIN)/python benchmarks/attention.py
+	$(BIN)/python benchmarks/tokenization.py
+	$(BIN)/python benchmarks/transformer.py
 
 clean:
 	rm -rf _build .pytest_cache

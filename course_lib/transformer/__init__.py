@@ -1,0 +1,44 @@
+"""Chapter 4: the Transformer, built from chapter 3's attention and checked against Hugging Face.
+
+Modules
+-------
+layers
+    LayerNorm / RMSNorm / GELU / position-wise FFN, NumPy and PyTorch versions side by side.
+blocks
+    ``attend`` (chapter 3's attention or the fused kernel), ``KVCache``, pre-LN / post-LN encoder and
+    decoder layers and the encoder-decoder ``Transformer`` of Vaswani et al. (equal to ``torch.nn.Transformer``).
+bert
+    ``BertConfig`` / ``BertModel``: BERT encoder, loads the offline MiniLM (``BertModel.from_pretrained``).
+gpt
+    ``GPT2Config`` / ``GPT2LMHeadModel``: GPT-2 causal language model.
+llama
+    ``LlamaConfig`` / ``LlamaForCausalLM``: RMSNorm, RoPE, SwiGLU, grouped-query attention;
+    ``load_smollm2()`` runs the offline SmolLM2-135M (needs the optional gguf + accelerate packages).
+seq2seq
+    ``Seq2SeqConfig`` / ``Seq2SeqTransformer``: encoder-decoder with embeddings, for translation-like tasks.
+decoding
+    greedy, temperature, top-k, top-p sampling (``generate``) and ``beam_search``.
+loading
+    ``load_hf_state_dict``: port a Hugging Face state dict, with clear errors.
+
+Example
+-------
+>>> from course_lib import data
+>>> from course_lib.transformer import BertModel
+>>> model = BertModel.from_pretrained(data.minilm_path())          # doctest: +SKIP
+"""
+from . import blocks, decoding, layers, loading, seq2seq
+from .bert import BertConfig, BertModel
+from .blocks import KVCache, Transformer, attend
+from .decoding import beam_search, generate, sample_next_token, top_k_filter, top_p_filter
+from .gpt import GPT2Config, GPT2LMHeadModel
+from .layers import LayerNorm, RMSNorm
+from .llama import LlamaConfig, LlamaForCausalLM, load_smollm2
+from .loading import load_hf_state_dict
+from .seq2seq import Seq2SeqConfig, Seq2SeqTransformer
+
+__all__ = ["blocks", "decoding", "layers", "loading", "seq2seq",
+           "BertConfig", "BertModel", "GPT2Config", "GPT2LMHeadModel", "LlamaConfig", "LlamaForCausalLM",
+           "load_smollm2", "Seq2SeqConfig", "Seq2SeqTransformer", "KVCache", "Transformer", "attend",
+           "LayerNorm", "RMSNorm", "generate", "beam_search", "sample_next_token", "top_k_filter",
+           "top_p_filter", "load_hf_state_dict"]
