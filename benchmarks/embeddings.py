@@ -1,0 +1,125 @@
+"""Embeddings benchmark: our PyTorch Word2Vec / FastText / GloVe vs gensim and the official GloVe.
+
+Run:  .venv/bin/python benchmarks/embeddings.py            # full WikiText-2 train, 5 epochs (minutes)
+      .venv/bin/python benchmarks/embeddings.py --quick    # CI smoke run: 800 paragraphs, 1 epoch
+
+Every comparison uses the same sentences, the same hyper-parameters (gensim's names:
+vector_size 100, window 5, negative 5, min_count 5, sample 1e-3, 5 epochs) and the
+same process; torch uses ``--threads`` CPU threads and gensim ``workers=--threads``.
+Speed is corpus words (in-vocabulary tokens x epochs) per second of training, vocabulary
+building excluded for both; "ratio" = ours / gensim, so > 1 means ours is faster.
+Quality is scored by our evaluation (equal to gensim's, see tests/test_embeddings_evaluate.py):
+Spearman rho on WordSim-353 and 3CosAdd accuracy on the Google analogies; "rel" is
+ours / reference - 1.
+
+``OMP_WAIT_POLICY=PASSIVE`` is set before torch is imported: on a shared machine, idle
+OpenMP threads that spin instead of sleeping made small torch kernels 10x slower.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from course_lib.data import gensim_test_file, load_glove_6b_50d, load_wikitext2  # noqa: E402
+from course_lib.embeddings import (FastTextConfig, GloVeConfig, Vocab, Word2VecConfig,  # noqa: E402
+                                   WordVectors, wikitext_sentences)
+from course_lib.embeddings.evaluate import evaluate_word_analogies, evaluate_word_pairs  # noqa: E402
+from course_lib.embeddings.fasttext import train_fasttext  # noqa: E402
+from course_lib.embeddings.glove import train_glove_torch  # noqa: E402
+from course_lib.embeddings.word2vec_torch import train_word2vec  # noqa: E402
+
+
+def quality(wv: WordVectors) -> dict:
+    pairs = evaluate_word_pairs(wv, gensim_test_file("wordsim353.tsv"))
+    acc, _ = evaluate_word_analogies(wv, gensim_test_file("questions-words.txt"))
+    return {"wordsim353": pairs["spearman"], "analogy": acc}
+
+
+def gensim_vectors(model) -> WordVectors:
+    return WordVectors(list(model.wv.index_to_key), model.wv.vectors)
+
+
+def timed_gensim(cls, sentences, cfg):
+    model = cls(**asdict(cfg))
+    model.build_vocab(sentences)
+    start = time.perf_counter()
+    model.train(sentences, total_examples=model.corpus_count, epochs=cfg.epochs)
+    return model, time.perf_counter() - start
+
+
+def line(name, ours, ref, ref_name, unit="", rel=True):
+    if not ref:
+        r = "rel n/a (reference is 0)"
+    else:
+        r = f"rel {ours / ref - 1:+.1%}" if rel else f"ratio {ours / ref:.2f}"
+    print(f"{name:<34} ours {ours:10.4g}{unit}   {ref_name} {ref:10.4g}{unit}   {r}")
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="small slice, 1 epoch (CI)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--skip", nargs="*", default=[], choices=["word2vec", "fasttext", "glove"])
+    args = p.parse_args(argv)
+    from gensim.models import FastText, Word2Vec
+
+    torch.set_num_threads(args.threads)
+    sentences = wikitext_sentences(load_wikitext2("train"), max_lines=800 if args.quick else None)
+    epochs = 1 if args.quick else 5
+    cfg = Word2VecConfig(vector_size=100, window=5, negative=5, min_count=5, sample=1e-3,
+                         epochs=epochs, workers=args.threads, seed=1)
+    vocab = Vocab.build(sentences, cfg.min_count)
+    n_words = int(vocab.counts.sum())
+    print(f"corpus: {len(sentences)} paragraphs, {n_words} in-vocabulary tokens, {len(vocab)} words; "
+          f"{epochs} epochs, torch threads {args.threads} vs gensim workers {args.threads}, device {args.device}")
+    report = {"words": n_words, "vocab": len(vocab)}
+
+    if "word2vec" not in args.skip:
+        ref, ref_s = timed_gensim(Word2Vec, sentences, cfg)
+        ours = train_word2vec(sentences, cfg, batch_size=8192, vocab=vocab, device=args.device,
+                              group_size=128, shared_negatives=128, loss_every=10)
+        speed = {"ours": n_words * epochs / ours.seconds, "gensim": n_words * epochs / ref_s}
+        q_ours, q_ref = quality(ours), quality(gensim_vectors(ref))
+        line("skip-gram words/s", speed["ours"], speed["gensim"], "gensim", rel=False)
+        line("skip-gram WordSim-353 Spearman", q_ours["wordsim353"], q_ref["wordsim353"], "gensim")
+        line("skip-gram analogy accuracy", q_ours["analogy"], q_ref["analogy"], "gensim")
+        report["word2vec"] = {"speed": speed, "seconds": {"ours": ours.seconds, "gensim": ref_s},
+                              "ours": q_ours, "gensim": q_ref}
+
+    if "fasttext" not in args.skip:
+        fcfg = FastTextConfig(**asdict(cfg), min_n=3, max_n=6, bucket=20_000 if args.quick else 200_000)
+        ref, ref_s = timed_gensim(FastText, sentences, fcfg)
+        ours = train_fasttext(sentences, fcfg, batch_size=4096, vocab=vocab, device=args.device)
+        speed = {"ours": n_words * epochs / ours.seconds, "gensim": n_words * epochs / ref_s}
+        q_ours, q_ref = quality(ours), quality(gensim_vectors(ref))
+        line("FastText words/s", speed["ours"], speed["gensim"], "gensim", rel=False)
+        line("FastText WordSim-353 Spearman", q_ours["wordsim353"], q_ref["wordsim353"], "gensim")
+        line("FastText analogy accuracy", q_ours["analogy"], q_ref["analogy"], "gensim")
+        report["fasttext"] = {"speed": speed, "seconds": {"ours": ours.seconds, "gensim": ref_s},
+                              "ours": q_ours, "gensim": q_ref}
+
+    if "glove" not in args.skip:
+        gcfg = GloVeConfig(vector_size=50, window=10, min_count=5, epochs=3 if args.quick else 10)
+        ours = train_glove_torch(sentences, gcfg, batch_size=8192, vocab=vocab, device=args.device)
+        vectors, words = load_glove_6b_50d()
+        official = WordVectors(words, np.asarray(vectors))
+        q_ours, q_ref = quality(ours), quality(official)
+        print(f"GloVe (ours: {ours.seconds:.0f} s, {len(ours)} words; official: 6B tokens, {len(official)} words)")
+        line("GloVe-50d WordSim-353 Spearman", q_ours["wordsim353"], q_ref["wordsim353"], "6B-50d")
+        line("GloVe-50d analogy accuracy", q_ours["analogy"], q_ref["analogy"], "6B-50d")
+        report["glove"] = {"seconds": ours.seconds, "ours": q_ours, "official": q_ref}
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""Typed configurations for the chapter-2 models, with gensim's parameter names.
+
+Because the field names are gensim's own, a like-for-like comparison is one line::
+
+    cfg = Word2VecConfig(vector_size=100, epochs=5)
+    ours = train_word2vec(sentences, cfg)
+    ref = gensim.models.Word2Vec(sentences, **asdict(cfg))
+
+Fields that gensim does not know (GloVe's ``x_max``, our ``batch_size``) live in
+separate configs or are passed as keyword arguments, so ``asdict`` stays valid.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Word2VecConfig:
+    """Hyper-parameters of Word2Vec (names and defaults as in ``gensim.models.Word2Vec``).
+
+    Parameters
+    ----------
+    vector_size : int
+        Dimension $D$ of the word vectors.
+    window : int
+        Maximum distance between centre and context word; the effective window of each
+        centre word is drawn uniformly from ``1..window`` (the "reduced window").
+    min_count : int
+        Words seen fewer than ``min_count`` times are dropped from the vocabulary.
+    sample : float
+        Sub-sampling threshold $t$ for frequent words (0 disables it).
+    negative : int
+        Number $K$ of negative samples per positive pair.
+    ns_exponent : float
+        Exponent of the unigram distribution the negatives are drawn from (0.75).
+    alpha, min_alpha : float
+        Learning rate, decayed linearly from ``alpha`` to ``min_alpha`` over training.
+    epochs : int
+        Passes over the corpus.
+    sg : int
+        1 = skip-gram, 0 = CBOW.
+    seed : int
+        Random seed.
+    workers : int
+        Threads (gensim) / torch threads are set by the caller.
+    hs : int
+        Hierarchical softmax; only 0 (negative sampling) is implemented here.
+    cbow_mean : int
+        CBOW: 1 = mean of the context vectors (gensim's default), 0 = sum.
+    """
+
+    vector_size: int = 100
+    window: int = 5
+    min_count: int = 5
+    sample: float = 1e-3
+    negative: int = 5
+    ns_exponent: float = 0.75
+    alpha: float = 0.025
+    min_alpha: float = 0.0001
+    epochs: int = 5
+    sg: int = 1
+    seed: int = 1
+    workers: int = 2
+    hs: int = 0
+    cbow_mean: int = 1
+
+    def __post_init__(self):
+        if self.vector_size < 1 or self.window < 1 or self.epochs < 1:
+            raise ValueError("vector_size, window and epochs must be >= 1, got "
+                             f"{self.vector_size}, {self.window}, {self.epochs}")
+        if self.negative < 1 or self.hs:
+            raise ValueError("only negative sampling is implemented: use negative >= 1 and hs=0")
+        if self.sg not in (0, 1):
+            raise ValueError(f"sg must be 1 (skip-gram) or 0 (CBOW), got {self.sg}")
+
+
+@dataclass
+class FastTextConfig(Word2VecConfig):
+    """Hyper-parameters of FastText (names as in ``gensim.models.FastText``).
+
+    Adds the character n-gram range ``min_n..max_n`` and the number of hash
+    ``bucket`` rows that all n-grams share.
+    """
+
+    min_n: int = 3
+    max_n: int = 6
+    bucket: int = 2_000_000
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 1 <= self.min_n <= self.max_n:
+            raise ValueError(f"need 1 <= min_n <= max_n, got min_n={self.min_n}, max_n={self.max_n}")
+        if self.bucket < 1:
+            raise ValueError(f"bucket must be >= 1, got {self.bucket}")
+
+
+@dataclass
+class GloVeConfig:
+    """Hyper-parameters of GloVe (names as in the reference C implementation).
+
+    Parameters
+    ----------
+    vector_size : int
+        Dimension of the word vectors.
+    window : int
+        Symmetric context window; a pair at distance $d$ adds $1/d$ to $X_{ij}$.
+    min_count : int
+        Vocabulary cut-off.
+    x_max, alpha : float
+        Weighting $f(x) = \\min(1, (x/x_{max})^\\alpha)$.
+    learning_rate : float
+        Initial AdaGrad step size (eta).
+    epochs : int
+        Passes over the non-zero co-occurrence entries.
+    seed : int
+        Random seed.
+    """
+
+    vector_size: int = 50
+    window: int = 10
+    min_count: int = 5
+    x_max: float = 100.0
+    alpha: float = 0.75
+    learning_rate: float = 0.05
+    epochs: int = 25
+    seed: int = 1

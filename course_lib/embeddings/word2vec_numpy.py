@@ -1,0 +1,161 @@
+r"""Skip-gram with negative sampling (SGNS, 负采样跳字模型) in NumPy, gradients by hand.
+
+Each word has an *input* vector $v_w$ (the embedding we keep) and an *output* vector
+$u_w$. For a centre word $c$, a true context word $o$ and $K$ negatives $n_1..n_K$
+drawn from the noise distribution $P_n(w) \propto \text{count}(w)^{0.75}$, the loss is
+
+$$ \ell = -\log\sigma(u_o^\top v_c) - \sum_{k=1}^{K} \log\sigma(-u_{n_k}^\top v_c). $$
+
+With $s = u^\top v_c$ and $\sigma'(s) = \sigma(s)(1-\sigma(s))$ the gradients are
+
+$$ \frac{\partial \ell}{\partial v_c} = (\sigma(s_o) - 1)\,u_o + \sum_k \sigma(s_{n_k})\,u_{n_k},\qquad
+   \frac{\partial \ell}{\partial u_o} = (\sigma(s_o) - 1)\,v_c,\qquad
+   \frac{\partial \ell}{\partial u_{n_k}} = \sigma(s_{n_k})\,v_c . $$
+
+Writing $g = \text{label} - \sigma(s)$ (label 1 for $o$, 0 for negatives), every
+gradient is $-g$ times the other vector: that is the form word2vec's C code uses.
+Initialisation as in gensim: $v \sim U(-0.5, 0.5)/D$, $u = 0$.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .config import Word2VecConfig
+from .pairs import skipgram_pairs
+from .vocab import Vocab, subsample
+from .vectors import WordVectors
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """$\\sigma(x) = 1/(1+e^{-x})$, computed without overflow for large $|x|$."""
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def init_vectors(vocab_size: int, vector_size: int, rng: np.random.Generator,
+                 dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """gensim's initialisation: input ``U(-0.5, 0.5) / D``, output zeros; both (V, D)."""
+    w_in = ((rng.random((vocab_size, vector_size)) - 0.5) / vector_size).astype(dtype)
+    return w_in, np.zeros((vocab_size, vector_size), dtype=dtype)
+
+
+def sgns_batch(w_in: np.ndarray, w_out: np.ndarray, centers: np.ndarray,
+               contexts: np.ndarray, negatives: np.ndarray):
+    """Summed SGNS loss of a batch and the gradients of the rows it touches.
+
+    Parameters
+    ----------
+    w_in, w_out : ndarray, shape (V, D)
+        Input and output vectors.
+    centers, contexts : ndarray of int, shape (B,)
+    negatives : ndarray of int, shape (B, K)
+
+    Returns
+    -------
+    loss : float
+        $\\sum_b \\ell_b$.
+    grad_v : ndarray, shape (B, D)
+        $\\partial \\ell_b / \\partial v_{c_b}$.
+    targets : ndarray of int, shape (B, 1+K)
+        Context then negatives.
+    grad_u : ndarray, shape (B, 1+K, D)
+        $\\partial \\ell_b / \\partial u_{t}$ for every target.
+    """
+    if centers.ndim != 1 or centers.shape != contexts.shape or negatives.ndim != 2 \
+            or negatives.shape[0] != centers.shape[0]:
+        raise ValueError("centers, contexts must be (B,) and negatives (B, K); got "
+                         f"{centers.shape}, {contexts.shape}, {negatives.shape}")
+    targets = np.concatenate([contexts[:, None], negatives], axis=1)      # (B, 1+K)
+    labels = np.zeros(targets.shape, dtype=w_in.dtype)
+    labels[:, 0] = 1.0
+    v = w_in[centers]                                                     # (B, D)
+    u = w_out[targets]                                                    # (B, 1+K, D)
+    s = np.einsum("bkd,bd->bk", u, v)                                     # s = u^T v_c
+    # loss = -log sig(s_o) - sum_k log sig(-s_k);  -log sig(x) = log(1 + e^{-x})
+    sign = 2.0 * labels - 1.0
+    loss = float(np.logaddexp(0.0, -sign * s).sum())
+    g = labels - sigmoid(s)                                               # (B, 1+K): label - sigma(s)
+    grad_v = -np.einsum("bk,bkd->bd", g, u)                               # dl/dv_c = -sum_t g_t u_t
+    grad_u = -g[:, :, None] * v[:, None, :]                               # dl/du_t = -g_t v_c
+    return loss, grad_v, targets, grad_u
+
+
+def sgns_loss_and_grads(w_in: np.ndarray, w_out: np.ndarray, centers: np.ndarray,
+                        contexts: np.ndarray, negatives: np.ndarray):
+    """Summed SGNS loss of a batch and its dense gradients (for gradient checking).
+
+    Returns
+    -------
+    loss : float
+    grad_in, grad_out : ndarray, shape (V, D)
+        $\\partial L/\\partial W_{in}$ and $\\partial L/\\partial W_{out}$ (rows of unused words are 0).
+    """
+    loss, grad_v, targets, grad_u = sgns_batch(w_in, w_out, centers, contexts, negatives)
+    grad_in, grad_out = np.zeros_like(w_in), np.zeros_like(w_out)
+    np.add.at(grad_in, centers, grad_v)                                   # repeated words add up
+    np.add.at(grad_out, targets.ravel(), grad_u.reshape(-1, w_in.shape[1]))  # (B,1+K,D) -> (B*(1+K), D)
+    return loss, grad_in, grad_out
+
+
+def draw_negatives(cum_table: np.ndarray, shape, rng: np.random.Generator) -> np.ndarray:
+    """Negatives from the cumulative unigram^0.75 table (gensim's ``bisect_left``)."""
+    return np.searchsorted(cum_table, rng.integers(0, cum_table[-1], size=shape), side="left")
+
+
+def linear_lr(cfg: Word2VecConfig, progress: float) -> float:
+    """gensim's schedule: $\\alpha_t = \\alpha - (\\alpha - \\alpha_{min})\\,\\text{progress}$."""
+    return cfg.alpha - (cfg.alpha - cfg.min_alpha) * min(max(progress, 0.0), 1.0)
+
+
+def train_skipgram(sentences: list[list[str]], cfg: Word2VecConfig, batch_size: int = 256,
+                   vocab: Vocab | None = None, log_every: int = 0) -> WordVectors:
+    """Train SGNS with plain mini-batch SGD in NumPy (small corpora: it is slow).
+
+    Parameters
+    ----------
+    sentences : list of list of str
+    cfg : Word2VecConfig
+        ``sg`` must be 1.
+    batch_size : int
+        Pairs per SGD step; the step adds ``-lr * gradient`` of the *summed* loss, so a
+        pair moves its vectors as in word2vec's one-pair-at-a-time updates.
+    vocab : Vocab, optional
+        Reuse a vocabulary (else built with ``cfg.min_count``).
+    log_every : int
+        Print the mean loss every ``log_every`` steps (0 = silent).
+
+    Returns
+    -------
+    WordVectors
+        Input vectors, with ``losses`` (mean loss per pair of every step) and timing.
+    """
+    if cfg.sg != 1:
+        raise ValueError("the NumPy trainer implements skip-gram only (sg=1); use word2vec_torch for CBOW")
+    vocab = vocab or Vocab.build(sentences, cfg.min_count)
+    rng = np.random.default_rng(cfg.seed)
+    w_in, w_out = init_vectors(len(vocab), cfg.vector_size, rng)
+    ids, sent = vocab.encode(sentences)
+    keep, cum = vocab.keep_probs(cfg.sample), vocab.cum_table(cfg.ns_exponent)
+    losses, step, n_words, start = [], 0, 0, time.perf_counter()
+    for epoch in range(cfg.epochs):
+        e_ids, e_sent = subsample(ids, sent, keep, rng)
+        c, o = skipgram_pairs(e_ids, e_sent, cfg.window, rng)
+        perm = rng.permutation(len(c))
+        c, o = c[perm], o[perm]
+        n_batches = max(1, -(-len(c) // batch_size))
+        for b in range(n_batches):
+            cb, ob = c[b * batch_size:(b + 1) * batch_size], o[b * batch_size:(b + 1) * batch_size]
+            neg = draw_negatives(cum, (len(cb), cfg.negative), rng)
+            loss, g_v, targets, g_u = sgns_batch(w_in, w_out, cb, ob, neg)
+            lr = linear_lr(cfg, (epoch + b / n_batches) / cfg.epochs)
+            # SGD on the touched rows only: w <- w - lr dL/dw (np.add.at sums repeated rows)
+            np.add.at(w_in, cb, -lr * g_v)
+            np.add.at(w_out, targets.ravel(), -lr * g_u.reshape(-1, cfg.vector_size))
+            losses.append(loss / len(cb))
+            step += 1
+            if log_every and step % log_every == 0:
+                print(f"step {step:5d}  loss {np.mean(losses[-log_every:]):.2f}")
+        n_words += len(ids)
+    return WordVectors(vocab.index_to_key, w_in, counts=vocab.counts, losses=losses,
+                       seconds=time.perf_counter() - start, words=n_words)

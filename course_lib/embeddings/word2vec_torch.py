@@ -1,0 +1,216 @@
+r"""Word2Vec (skip-gram and CBOW with negative sampling) in batched PyTorch, CPU or GPU.
+
+The maths is that of :mod:`course_lib.embeddings.word2vec_numpy`; what changes is
+speed. A fast trainer avoids three things:
+
+* **Python loops over words**: one epoch's training pairs are built at once with
+  vectorised NumPy (:mod:`~course_lib.embeddings.pairs`), then shuffled.
+* **autograd + an optimiser**: a batch touches only $B(K+2)$ rows of two $V\times D$
+  matrices, so we compute the closed-form gradients and apply SGD in place with
+  ``index_add_``; no dense $V\times D$ gradient is ever formed. (Its indices are
+  cast to int32: on CPU, torch's int32 path is several times faster than int64.)
+* **small batches**: every batch costs a few kernel launches, so batches are large
+  (thousands of pairs). Rows hit several times in one batch receive the sum of their
+  updates, as they would (sequentially) in word2vec.
+
+For a centre (or, in CBOW, the mean $h$ of the context vectors) and targets $t$
+(the true word with label 1, then $K$ negatives with label 0), with learning rate
+$\eta$ decayed linearly from ``alpha`` to ``min_alpha``:
+
+$$ g_t = \eta\,(\text{label}_t - \sigma(u_t^\top h)),\qquad
+   u_t \mathrel{+}= g_t\, h,\qquad h\text{'s rows} \mathrel{+}= \sum_t g_t\, u_t . $$
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from .config import Word2VecConfig
+from .pairs import cbow_windows, skipgram_pairs
+from .vectors import WordVectors
+from .vocab import Vocab, subsample
+from .word2vec_numpy import init_vectors, linear_lr
+
+
+def draw_negatives(cum_table: torch.Tensor, shape, generator: torch.Generator) -> torch.Tensor:
+    """Negatives from the cumulative unigram^0.75 table, on the table's device."""
+    u = torch.randint(0, int(cum_table[-1]), shape, generator=generator, device=cum_table.device)
+    return torch.searchsorted(cum_table, u)                      # gensim: bisect_left(cum_table, u)
+
+
+@torch.no_grad()
+def sgns_step(w_in: torch.Tensor, w_out: torch.Tensor, centers: torch.Tensor, contexts: torch.Tensor,
+              negatives: torch.Tensor, lr: float) -> float:
+    """One in-place SGD step of skip-gram with negative sampling; returns the summed loss.
+
+    ``centers``, ``contexts``: (B,); ``negatives``: (B, K). Same maths as
+    :func:`~course_lib.embeddings.word2vec_numpy.sgns_batch`.
+    """
+    D = w_in.shape[1]
+    targets = torch.cat([contexts[:, None], negatives], dim=1)  # (B, 1+K)
+    v = w_in[centers]                                            # (B, D)
+    u = w_out[targets]                                           # (B, 1+K, D)
+    s = torch.bmm(u, v[:, :, None]).squeeze(-1)                  # (B, 1+K): s = u^T v_c
+    labels = torch.zeros_like(s)
+    labels[:, 0] = 1.0
+    loss = torch.nn.functional.softplus(-(2 * labels - 1) * s).sum()  # -log sig(+-s)
+    g = (labels - torch.sigmoid(s)) * lr                         # g = lr (label - sigma(s))
+    g[:, 1:] *= negatives != contexts[:, None]                   # gensim skips a negative equal to the target
+    grad_v = torch.bmm(g[:, None, :], u).squeeze(1)              # (B, D): sum_t g_t u_t
+    w_out.index_add_(0, targets.reshape(-1).int(), (g[:, :, None] * v[:, None, :]).reshape(-1, D))  # u_t += g_t v
+    w_in.index_add_(0, centers.int(), grad_v)                          # v_c += sum_t g_t u_t
+    return float(loss)
+
+
+@torch.no_grad()
+def sgns_step_shared(w_in: torch.Tensor, w_out: torch.Tensor, centers: torch.Tensor,
+                     contexts: torch.Tensor, negatives: torch.Tensor, lr: float, negative: int,
+                     need_loss: bool = True) -> float:
+    """Skip-gram step where groups of pairs share their negatives (fast on CPU).
+
+    The B pairs are split into ``G = negatives.shape[0]`` groups of ``S = B / G``
+    consecutive pairs; every pair of group $g$ is scored against the same ``M``
+    negatives ``negatives[g]``. Each of those terms is weighted by ``negative / M``,
+    so a pair still receives, in expectation, the gradient of ``negative`` negatives,
+    but the scores become a batched matrix product, (S, D) @ (D, M), instead of
+    B(K+1) gathered rows (the trick of Ji et al., 2016, and BlazingText).
+
+    ``centers``, ``contexts``: (B,) with B divisible by G; ``negatives``: (G, M).
+    The loss (returned) is only computed when ``need_loss``; otherwise 0.0 is returned.
+    """
+    B, D = centers.shape[0], w_in.shape[1]
+    G, M = negatives.shape
+    if B % G:
+        raise ValueError(f"batch of {B} pairs cannot be split into {G} equal groups")
+    v = w_in[centers]                                            # (B, D)
+    u_pos = w_out[contexts]                                      # (B, D)
+    u_neg = w_out[negatives]                                     # (G, M, D)
+    s_pos = (v * u_pos).sum(1)                                   # (B,): u_o^T v_c
+    vg = v.view(G, B // G, D)                                    # (B, D) -> (G, S, D)
+    s_neg = torch.bmm(vg, u_neg.transpose(1, 2))                 # (G, S, M): u_n^T v_c
+    w = negative / M                                             # weight of one shared negative
+    loss = 0.0
+    if need_loss:                                                # -log sig(s_o) - w sum log sig(-s_n)
+        loss = float(torch.nn.functional.softplus(-s_pos).sum() + w * torch.nn.functional.softplus(s_neg).sum())
+    g_pos = lr * (1 - torch.sigmoid(s_pos))                      # (B,): lr (1 - sigma(s))
+    g_neg = -lr * w * torch.sigmoid(s_neg)                       # (G, S, M): lr w (0 - sigma(s))
+    g_neg *= negatives[:, None, :] != contexts.view(G, B // G, 1)  # a negative equal to the target is skipped
+    grad_v = g_pos[:, None] * u_pos + torch.bmm(g_neg, u_neg).view(B, D)  # sum_t g_t u_t
+    grad_neg = torch.bmm(g_neg.transpose(1, 2), vg)              # (G, M, D): sum over the group of g v
+    w_out.index_add_(0, contexts.int(), g_pos[:, None] * v)            # u_o += g v_c
+    w_out.index_add_(0, negatives.reshape(-1).int(), grad_neg.view(G * M, D))
+    w_in.index_add_(0, centers.int(), grad_v)                          # v_c += sum_t g_t u_t
+    return loss
+
+
+@torch.no_grad()
+def cbow_step(w_in: torch.Tensor, w_out: torch.Tensor, centers: torch.Tensor, contexts: torch.Tensor,
+              negatives: torch.Tensor, lr: float, cbow_mean: int = 1) -> float:
+    """One in-place SGD step of CBOW; ``contexts`` is (B, 2W) with -1 for empty slots."""
+    B, C = contexts.shape
+    D = w_in.shape[1]
+    mask = (contexts >= 0).to(w_in.dtype)                        # (B, 2W)
+    ctx = contexts.clamp(min=0)
+    h = (w_in[ctx] * mask[:, :, None]).sum(1)                    # (B, 2W, D) -> (B, D)
+    if cbow_mean:
+        h = h / mask.sum(1, keepdim=True)                        # h = mean of context vectors
+    targets = torch.cat([centers[:, None], negatives], dim=1)   # (B, 1+K)
+    u = w_out[targets]                                           # (B, 1+K, D)
+    s = torch.bmm(u, h[:, :, None]).squeeze(-1)                  # (B, 1+K)
+    labels = torch.zeros_like(s)
+    labels[:, 0] = 1.0
+    loss = torch.nn.functional.softplus(-(2 * labels - 1) * s).sum()
+    g = (labels - torch.sigmoid(s)) * lr
+    g[:, 1:] *= negatives != centers[:, None]
+    grad_h = torch.bmm(g[:, None, :], u).squeeze(1)              # (B, D)
+    if not cbow_mean:
+        grad_h = grad_h / mask.sum(1, keepdim=True)              # gensim divides the error of a sum
+    w_out.index_add_(0, targets.reshape(-1).int(), (g[:, :, None] * h[:, None, :]).reshape(-1, D))
+    # every context word receives the whole error (word2vec / gensim convention)
+    w_in.index_add_(0, ctx.reshape(-1).int(), (grad_h[:, None, :] * mask[:, :, None]).reshape(B * C, D))
+    return float(loss)
+
+
+def train_word2vec(sentences: list[list[str]], cfg: Word2VecConfig, batch_size: int = 4096,
+                   device: str | torch.device | None = None, vocab: Vocab | None = None,
+                   log_every: int = 0, loss_every: int = 1, group_size: int = 0,
+                   shared_negatives: int = 64) -> WordVectors:
+    """Train Word2Vec (``cfg.sg`` = 1 skip-gram, 0 CBOW) with negative sampling.
+
+    Parameters
+    ----------
+    sentences : list of list of str
+    cfg : Word2VecConfig
+        gensim's hyper-parameters (``window, negative, sample, alpha, ...``).
+    batch_size : int
+        Training examples per step.
+    device : torch device, optional
+        Where the vectors live (default: cpu).
+    vocab : Vocab, optional
+        Reuse a vocabulary (else built with ``cfg.min_count``).
+    log_every : int
+        Print the mean loss every ``log_every`` steps (0 = silent).
+    loss_every : int
+        Record the loss every ``loss_every`` steps (it costs a sync on GPU).
+    group_size : int
+        Skip-gram only. 0 (default): every pair draws its own ``cfg.negative`` negatives,
+        exactly as word2vec. ``S > 0``: groups of ``S`` pairs share ``shared_negatives``
+        negatives (:func:`sgns_step_shared`), several times faster on a CPU.
+    shared_negatives : int
+        Negatives per group when ``group_size > 0``.
+
+    Returns
+    -------
+    WordVectors
+        The input vectors as NumPy float32, ``losses`` (mean loss per example), timing.
+    """
+    device = torch.device(device or "cpu")
+    vocab = vocab or Vocab.build(sentences, cfg.min_count)
+    rng = np.random.default_rng(cfg.seed)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    w_in_np, _ = init_vectors(len(vocab), cfg.vector_size, rng)
+    w_in = torch.from_numpy(w_in_np).to(device)
+    w_out = torch.zeros_like(w_in)
+    ids, sent = vocab.encode(sentences)
+    keep = vocab.keep_probs(cfg.sample)
+    cum = torch.from_numpy(vocab.cum_table(cfg.ns_exponent)).to(device)
+    losses, step, start = [], 0, time.perf_counter()
+    for epoch in range(cfg.epochs):
+        e_ids, e_sent = subsample(ids, sent, keep, rng)
+        if cfg.sg:
+            c, o = skipgram_pairs(e_ids, e_sent, cfg.window, rng)
+        else:
+            c, o = cbow_windows(e_ids, e_sent, cfg.window, rng)
+        perm = rng.permutation(len(c))
+        c, o = torch.from_numpy(c[perm]).to(device), torch.from_numpy(o[perm]).to(device)
+        if cfg.sg and group_size:
+            n_keep = len(c) // group_size * group_size           # whole groups only
+            c, o = c[:n_keep], o[:n_keep]
+            if batch_size % group_size:
+                raise ValueError(f"batch_size {batch_size} must be a multiple of group_size {group_size}")
+        n_batches = max(1, -(-len(c) // batch_size))
+        for b in range(n_batches):
+            cb, ob = c[b * batch_size:(b + 1) * batch_size], o[b * batch_size:(b + 1) * batch_size]
+            lr = linear_lr(cfg, (epoch + b / n_batches) / cfg.epochs)
+            if cfg.sg and group_size:
+                neg = draw_negatives(cum, (len(cb) // group_size, shared_negatives), gen)
+                loss = sgns_step_shared(w_in, w_out, cb, ob, neg, lr, cfg.negative,
+                                        need_loss=(step + 1) % loss_every == 0)
+            elif cfg.sg:
+                neg = draw_negatives(cum, (len(cb), cfg.negative), gen)
+                loss = sgns_step(w_in, w_out, cb, ob, neg, lr)
+            else:
+                neg = draw_negatives(cum, (len(cb), cfg.negative), gen)
+                loss = cbow_step(w_in, w_out, cb, ob, neg, lr, cfg.cbow_mean)
+            step += 1
+            if step % loss_every == 0:
+                losses.append(loss / len(cb))
+            if log_every and step % log_every == 0:
+                print(f"epoch {epoch}  step {step:6d}  loss {np.mean(losses[-max(1, log_every // loss_every):]):.2f}")
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    return WordVectors(vocab.index_to_key, w_in.cpu().numpy(), counts=vocab.counts, losses=losses,
+                       seconds=seconds, words=len(ids) * cfg.epochs)
