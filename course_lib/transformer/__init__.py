@@ -20,6 +20,15 @@ decoding
     greedy, temperature, top-k, top-p sampling (``generate``) and ``beam_search``.
 loading
     ``load_hf_state_dict``: port a Hugging Face state dict, with clear errors.
+training
+    ``TrainConfig``, ``train``, ``evaluate``: AdamW (no decay on biases/LayerNorm), warm-up + cosine
+    schedule, gradient clipping, token-weighted validation loss; ``causal_lm_loss``, ``seq2seq_loss``.
+lm_data
+    language-model data: byte-level BPE files, fixed-length blocks, shuffled batches, unigram baseline.
+pinyin
+    a real sequence-to-sequence task: HSK sentences -> numbered pinyin, baseline, metrics, cross-attention.
+checkpoint
+    save / load a model folder (safetensors + config JSON) with SHA-256 verification; ``checkpoint_path``.
 
 Example
 -------
@@ -27,7 +36,7 @@ Example
 >>> from course_lib.transformer import BertModel
 >>> model = BertModel.from_pretrained(data.minilm_path())          # doctest: +SKIP
 """
-from . import blocks, decoding, layers, loading, seq2seq
+from . import blocks, checkpoint, decoding, layers, lm_data, loading, pinyin, seq2seq, training
 from .bert import BertConfig, BertModel
 from .blocks import KVCache, Transformer, attend
 from .decoding import beam_search, generate, sample_next_token, top_k_filter, top_p_filter
@@ -36,9 +45,10 @@ from .layers import LayerNorm, RMSNorm
 from .llama import LlamaConfig, LlamaForCausalLM, load_smollm2
 from .loading import load_hf_state_dict
 from .seq2seq import Seq2SeqConfig, Seq2SeqTransformer
+from .training import TrainConfig, evaluate, train
 
-__all__ = ["blocks", "decoding", "layers", "loading", "seq2seq",
+__all__ = ["blocks", "checkpoint", "decoding", "layers", "lm_data", "loading", "pinyin", "seq2seq", "training",
            "BertConfig", "BertModel", "GPT2Config", "GPT2LMHeadModel", "LlamaConfig", "LlamaForCausalLM",
            "load_smollm2", "Seq2SeqConfig", "Seq2SeqTransformer", "KVCache", "Transformer", "attend",
            "LayerNorm", "RMSNorm", "generate", "beam_search", "sample_next_token", "top_k_filter",
-           "top_p_filter", "load_hf_state_dict"]
+           "top_p_filter", "load_hf_state_dict", "TrainConfig", "train", "evaluate"]
