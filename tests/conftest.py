@@ -18,3 +18,13 @@ def device(request) -> torch.device:
 def rng():
     import numpy as np
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run a test on one torch thread: tiny training batches gain nothing from two, and on
+    a busy shared machine spinning OpenMP threads made them many times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

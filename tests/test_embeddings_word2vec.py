@@ -14,14 +14,7 @@ MONTHS = ["january", "february", "march", "april", "may", "june", "july", "augus
           "september", "october", "november", "december"]
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny training batches gain nothing from 2 threads, and on a busy shared machine
-    spinning OpenMP threads made them 10x slower: run these tests on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _batch(rng, V=30, D=8, B=12, K=4):

@@ -15,13 +15,7 @@ from course_lib.transformer.seq2seq import Seq2SeqConfig, Seq2SeqTransformer
 from course_lib.transformer.training import TrainConfig
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one thread is as fast as two, and immune to oversubscription on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_gpt(vocab_size=16, n_positions=16, seed=0, dropout=0.0):
