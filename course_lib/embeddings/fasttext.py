@@ -29,7 +29,7 @@ from .pairs import skipgram_pairs
 from .vectors import WordVectors
 from .vocab import Vocab, subsample
 from .word2vec_numpy import init_vectors, linear_lr
-from .word2vec_torch import draw_negatives
+from .word2vec_torch import draw_negatives, negative_sampling_update
 
 
 def compute_ngrams(word: str, min_n: int, max_n: int) -> list[str]:
@@ -119,16 +119,7 @@ def fasttext_step(emb, w_out, table, lengths, centers, contexts, negatives, lr) 
     mask = (torch.arange(rows.shape[1], device=rows.device)[None, :] < n[:, None]).to(emb.dtype)
     h_u = (emb[rows] * mask[:, :, None]).sum(1) / n[:, None]     # (U, L, D) -> (U, D): mean of rows
     h = h_u[inv]                                                 # (B, D)
-    targets = torch.cat([contexts[:, None], negatives], dim=1)  # (B, 1+K)
-    u = w_out[targets]                                           # (B, 1+K, D)
-    s = torch.bmm(u, h[:, :, None]).squeeze(-1)                  # (B, 1+K)
-    labels = torch.zeros_like(s)
-    labels[:, 0] = 1.0
-    loss = torch.nn.functional.softplus(-(2 * labels - 1) * s).sum()
-    g = (labels - torch.sigmoid(s)) * lr                         # lr (label - sigma(s))
-    g[:, 1:] *= negatives != contexts[:, None]
-    grad_h = torch.bmm(g[:, None, :], u).squeeze(1)              # (B, D)
-    w_out.index_add_(0, targets.reshape(-1).int(), (g[:, :, None] * h[:, None, :]).reshape(-1, h.shape[1]))
+    grad_h, loss = negative_sampling_update(w_out, h, contexts, negatives, lr)  # (B, D)
     grad_u = torch.zeros_like(h_u).index_add_(0, inv.int(), grad_h)    # (U, D): summed per distinct centre
     L = rows.shape[1]
     emb.index_add_(0, rows.reshape(-1).int(), (grad_u[:, None, :] * mask[:, :, None]).reshape(-1, h.shape[1]))

@@ -41,6 +41,30 @@ def draw_negatives(cum_table: torch.Tensor, shape, generator: torch.Generator) -
 
 
 @torch.no_grad()
+def negative_sampling_update(w_out: torch.Tensor, h: torch.Tensor, positives: torch.Tensor,
+                             negatives: torch.Tensor, lr: float) -> tuple[torch.Tensor, float]:
+    """The output layer shared by skip-gram, CBOW and FastText.
+
+    Scores hidden vectors ``h`` (B, D) against their true word ``positives`` (B,)
+    (label 1) and ``negatives`` (B, K) (label 0), applies ``u_t += g_t h`` to
+    ``w_out`` in place, and returns the gradient for the hidden vectors,
+    ``sum_t g_t u_t`` (B, D), together with the summed loss.
+    """
+    targets = torch.cat([positives[:, None], negatives], dim=1)  # (B, 1+K)
+    u = w_out[targets]                                           # (B, 1+K, D)
+    s = torch.bmm(u, h[:, :, None]).squeeze(-1)                  # (B, 1+K): s = u^T h
+    labels = torch.zeros_like(s)
+    labels[:, 0] = 1.0
+    loss = torch.nn.functional.softplus(-(2 * labels - 1) * s).sum()  # -log sig(+-s)
+    g = (labels - torch.sigmoid(s)) * lr                         # g = lr (label - sigma(s))
+    g[:, 1:] *= negatives != positives[:, None]                  # gensim skips a negative equal to the target
+    grad_h = torch.bmm(g[:, None, :], u).squeeze(1)              # (B, D): sum_t g_t u_t
+    w_out.index_add_(0, targets.reshape(-1).int(),
+                     (g[:, :, None] * h[:, None, :]).reshape(-1, h.shape[1]))  # u_t += g_t h
+    return grad_h, float(loss)
+
+
+@torch.no_grad()
 def sgns_step(w_in: torch.Tensor, w_out: torch.Tensor, centers: torch.Tensor, contexts: torch.Tensor,
               negatives: torch.Tensor, lr: float) -> float:
     """One in-place SGD step of skip-gram with negative sampling; returns the summed loss.
@@ -48,20 +72,9 @@ def sgns_step(w_in: torch.Tensor, w_out: torch.Tensor, centers: torch.Tensor, co
     ``centers``, ``contexts``: (B,); ``negatives``: (B, K). Same maths as
     :func:`~course_lib.embeddings.word2vec_numpy.sgns_batch`.
     """
-    D = w_in.shape[1]
-    targets = torch.cat([contexts[:, None], negatives], dim=1)  # (B, 1+K)
-    v = w_in[centers]                                            # (B, D)
-    u = w_out[targets]                                           # (B, 1+K, D)
-    s = torch.bmm(u, v[:, :, None]).squeeze(-1)                  # (B, 1+K): s = u^T v_c
-    labels = torch.zeros_like(s)
-    labels[:, 0] = 1.0
-    loss = torch.nn.functional.softplus(-(2 * labels - 1) * s).sum()  # -log sig(+-s)
-    g = (labels - torch.sigmoid(s)) * lr                         # g = lr (label - sigma(s))
-    g[:, 1:] *= negatives != contexts[:, None]                   # gensim skips a negative equal to the target
-    grad_v = torch.bmm(g[:, None, :], u).squeeze(1)              # (B, D): sum_t g_t u_t
-    w_out.index_add_(0, targets.reshape(-1).int(), (g[:, :, None] * v[:, None, :]).reshape(-1, D))  # u_t += g_t v
-    w_in.index_add_(0, centers.int(), grad_v)                          # v_c += sum_t g_t u_t
-    return float(loss)
+    grad_v, loss = negative_sampling_update(w_out, w_in[centers], contexts, negatives, lr)
+    w_in.index_add_(0, centers.int(), grad_v)                    # v_c += sum_t g_t u_t
+    return loss
 
 
 @torch.no_grad()
@@ -116,21 +129,12 @@ def cbow_step(w_in: torch.Tensor, w_out: torch.Tensor, centers: torch.Tensor, co
     h = (w_in[ctx] * mask[:, :, None]).sum(1)                    # (B, 2W, D) -> (B, D)
     if cbow_mean:
         h = h / mask.sum(1, keepdim=True)                        # h = mean of context vectors
-    targets = torch.cat([centers[:, None], negatives], dim=1)   # (B, 1+K)
-    u = w_out[targets]                                           # (B, 1+K, D)
-    s = torch.bmm(u, h[:, :, None]).squeeze(-1)                  # (B, 1+K)
-    labels = torch.zeros_like(s)
-    labels[:, 0] = 1.0
-    loss = torch.nn.functional.softplus(-(2 * labels - 1) * s).sum()
-    g = (labels - torch.sigmoid(s)) * lr
-    g[:, 1:] *= negatives != centers[:, None]
-    grad_h = torch.bmm(g[:, None, :], u).squeeze(1)              # (B, D)
+    grad_h, loss = negative_sampling_update(w_out, h, centers, negatives, lr)
     if not cbow_mean:
         grad_h = grad_h / mask.sum(1, keepdim=True)              # gensim divides the error of a sum
-    w_out.index_add_(0, targets.reshape(-1).int(), (g[:, :, None] * h[:, None, :]).reshape(-1, D))
     # every context word receives the whole error (word2vec / gensim convention)
     w_in.index_add_(0, ctx.reshape(-1).int(), (grad_h[:, None, :] * mask[:, :, None]).reshape(B * C, D))
-    return float(loss)
+    return loss
 
 
 def train_word2vec(sentences: list[list[str]], cfg: Word2VecConfig, batch_size: int = 4096,
