@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from gensim.models import Word2Vec
 
 from course_lib.data import load_wikitext2
 from course_lib.embeddings import Vocab, tokenize, wikitext_sentences
-from course_lib.embeddings.pairs import cbow_windows, skipgram_pairs
+from course_lib.embeddings.pairs import cbow_windows, skipgram_pairs, window_chunks
+from course_lib.embeddings.word2vec_torch import window_mask
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +79,22 @@ def test_cbow_windows_agree_with_pairs():
     c, o = skipgram_pairs(ids, sent, 4, np.random.default_rng(7))   # same reduced windows
     assert (ctx >= 0).sum() == len(c)
     assert ctx.shape == (len(centers), 8) and (ctx >= 0).any(1).all()
+
+
+@pytest.mark.parametrize("chunk_len", [1, 7, 64])
+def test_window_chunks_hold_exactly_the_skipgram_pairs(chunk_len):
+    rng = np.random.default_rng(3)
+    n = 500
+    ids = np.arange(n)                                          # position = id: pairs are comparable
+    sent = np.cumsum(rng.random(n) < 0.05)                      # sentences of random length
+    c, o = skipgram_pairs(ids, sent, 5, np.random.default_rng(11))
+    tokens, sents, windows = window_chunks(ids, sent, 5, chunk_len, np.random.default_rng(11))
+    assert tokens.shape == (-(-n // chunk_len), chunk_len + 10) and tokens.dtype == np.int32
+    mask = window_mask(torch.from_numpy(sents), torch.from_numpy(windows)).numpy()   # (C, L, L+2W)
+    k, i, j = np.nonzero(mask)
+    got = sorted(zip(tokens[k, 5 + i].tolist(), tokens[k, j].tolist()))
+    assert got == sorted(zip(c.tolist(), o.tolist()))           # the same pairs, each exactly once
+    with pytest.raises(ValueError, match="same shape"):
+        window_chunks(ids, sent[:5], 5, chunk_len, rng)
+    with pytest.raises(ValueError, match="sents must be"):
+        window_mask(torch.from_numpy(sents[:, :-1]), torch.from_numpy(windows))

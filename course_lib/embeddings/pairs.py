@@ -70,3 +70,50 @@ def cbow_windows(ids: np.ndarray, sent: np.ndarray, window: int,
         ctx[d:, window - d] = np.where(left, ids[:-d], -1)
     has = (ctx >= 0).any(axis=1)
     return ids[has], ctx[has]
+
+
+def window_chunks(ids: np.ndarray, sent: np.ndarray, window: int, chunk_len: int,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut one epoch into chunks of ``chunk_len`` consecutive centre words, each with its window rows.
+
+    A chunk holds the ids of $L$ = ``chunk_len`` centre words and of the ``window`` words
+    on either side, so every pair (centre, context) of :func:`skipgram_pairs` lies inside
+    exactly one chunk row: the one holding its centre. Instead of 2 ids per pair
+    (about 6 pairs per centre), a batch of chunks reads $(L + 2W)/L$ ids per centre.
+
+    Parameters
+    ----------
+    ids, sent : ndarray of int64, shape (N,)
+        Token ids (after sub-sampling) and their sentence numbers.
+    window : int
+        Maximum window $W$; reduced windows are drawn exactly as in :func:`skipgram_pairs`.
+    chunk_len : int
+        Centre words per chunk, $L$.
+    rng : numpy Generator
+
+    Returns
+    -------
+    tokens : ndarray of int32, shape (C, L + 2W)
+        Chunk $k$ holds positions $kL - W \\ldots kL + L + W - 1$; its centres are columns
+        ``W:W+L``. Positions outside the corpus hold id 0.
+    sents : ndarray of int64, shape (C, L + 2W)
+        Sentence number of each slot, -1 outside the corpus.
+    windows : ndarray of int64, shape (C, L)
+        Reduced window $b_t$ of each centre, 0 for padding (a centre with no pairs).
+    """
+    if ids.shape != sent.shape:
+        raise ValueError(f"ids and sent must have the same shape, got {ids.shape} and {sent.shape}")
+    if chunk_len < 1 or window < 1:
+        raise ValueError(f"chunk_len and window must be >= 1, got {chunk_len} and {window}")
+    n = len(ids)
+    b = reduced_windows(n, window, rng)                           # same draws as skipgram_pairs
+    n_chunks = max(1, -(-n // chunk_len))
+    tail = n_chunks * chunk_len - n
+    ids_p = np.concatenate([np.zeros(window, np.int32), ids.astype(np.int32), np.zeros(tail + window, np.int32)])
+    sent_p = np.concatenate([np.full(window, -1), sent, np.full(tail + window, -1)])
+    width = chunk_len + 2 * window
+    view = np.lib.stride_tricks.sliding_window_view                # (n + 2W + tail - width + 1, width)
+    tokens = view(ids_p, width)[::chunk_len].copy()                # (C, L + 2W)
+    sents = view(sent_p, width)[::chunk_len].copy()
+    windows = np.concatenate([b, np.zeros(tail, np.int64)]).reshape(n_chunks, chunk_len)
+    return tokens, sents, windows

@@ -19,6 +19,18 @@ $\eta$ decayed linearly from ``alpha`` to ``min_alpha``:
 
 $$ g_t = \eta\,(\text{label}_t - \sigma(u_t^\top h)),\qquad
    u_t \mathrel{+}= g_t\, h,\qquad h\text{'s rows} \mathrel{+}= \sum_t g_t\, u_t . $$
+
+Three ways to feed skip-gram, from exact to fast (``train_word2vec`` picks one):
+
+* **pairs** (:func:`sgns_step`): shuffled (centre, context) pairs, $K$ negatives each —
+  word2vec's maths, batched.
+* **shared pairs** (:func:`sgns_step_shared`): groups of pairs share $M$ negatives, so
+  scoring them is a matrix product.
+* **windows** (:func:`sgns_step_windows`): chunks of $L$ consecutive centre words, each
+  scored against its whole window at once, $S = V_c U_w^\top$, with a band mask keeping
+  the pairs inside each centre's reduced window; a centre with $n_c$ pairs shares $M$
+  negatives weighted $n_c K / M$. Every centre vector and window row is read and
+  written once per chunk instead of once per pair, which is what makes it fast on a CPU.
 """
 from __future__ import annotations
 
@@ -28,7 +40,7 @@ import numpy as np
 import torch
 
 from .config import Word2VecConfig
-from .pairs import cbow_windows, skipgram_pairs
+from .pairs import cbow_windows, skipgram_pairs, window_chunks
 from .vectors import WordVectors
 from .vocab import Vocab, subsample
 from .word2vec_numpy import init_vectors, linear_lr
@@ -118,6 +130,83 @@ def sgns_step_shared(w_in: torch.Tensor, w_out: torch.Tensor, centers: torch.Ten
     return loss
 
 
+def window_mask(sents: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
+    r"""Which (centre, window slot) pairs are skip-gram pairs, for a batch of chunks.
+
+    ``sents``: (G, L + 2W) sentence numbers of the slots; ``windows``: (G, L) reduced
+    windows $b$ of the centres (slot ``W + i`` is centre ``i``). Slot $j$ is a context of
+    centre $i$ when $d = j - W - i$ satisfies $1 \le |d| \le b_i$ and both words lie in
+    one sentence. Returns a bool tensor (G, L, L + 2W).
+    """
+    G, L = windows.shape
+    T = sents.shape[1]
+    W = (T - L) // 2
+    if sents.shape[0] != G or T != L + 2 * W:
+        raise ValueError(f"sents must be (G, L + 2W) for windows (G, L) = {tuple(windows.shape)}, "
+                         f"got {tuple(sents.shape)}")
+    dev = windows.device
+    d = (torch.arange(T, device=dev)[None, :] - W - torch.arange(L, device=dev)[:, None]).abs()  # (L, T): |j-W-i|
+    centre_sent = sents[:, W:W + L]                                          # (G, L)
+    return ((d > 0) & (d <= windows[:, :, None])                             # inside the reduced window
+            & (sents[:, None, :] == centre_sent[:, :, None]))                # same sentence
+
+
+@torch.no_grad()
+def window_negative_sampling_update(w_out: torch.Tensor, h: torch.Tensor, tokens: torch.Tensor,
+                                    mask: torch.Tensor, negatives: torch.Tensor, lr: float,
+                                    negative: int, need_loss: bool = True) -> tuple[torch.Tensor, float]:
+    """The output layer for chunks of centre words, shared by skip-gram and FastText.
+
+    ``h`` (G, L, D): input vectors of the centres; ``tokens`` (G, T): ids of the window
+    slots; ``mask`` (G, L, T): :func:`window_mask`; ``negatives`` (G, M): shared by the
+    chunk. Applies the updates to ``w_out`` in place and returns the gradient for ``h``
+    (G, L, D) and the summed loss (0.0 unless ``need_loss``).
+    """
+    G, L, D = h.shape
+    M = negatives.shape[1]
+    u = w_out.index_select(0, tokens.reshape(-1)).view(G, -1, D)             # (G, T, D) window rows
+    u_neg = w_out.index_select(0, negatives.reshape(-1)).view(G, M, D)       # (G, M, D)
+    maskf = mask.to(h.dtype)
+    n_pairs = maskf.sum(-1, keepdim=True)                                    # (G, L, 1): n_c
+    s_pos = torch.bmm(h, u.transpose(1, 2))                                  # (G, L, T): u_j^T v_i
+    s_neg = torch.bmm(h, u_neg.transpose(1, 2))                              # (G, L, M): u_m^T v_i
+    w_neg = n_pairs * (negative / M)                                         # each of M negatives stands for n_c K / M
+    loss = 0.0
+    if need_loss:                                                            # -log sig(s_pos) - w log sig(-s_neg)
+        loss = float((torch.nn.functional.softplus(-s_pos) * maskf).sum()
+                     + (torch.nn.functional.softplus(s_neg) * w_neg).sum())
+    g_pos = lr * (1 - torch.sigmoid(s_pos)) * maskf                          # lr (1 - sigma(s)), pairs only
+    g_neg = -lr * torch.sigmoid(s_neg) * w_neg                               # lr w (0 - sigma(s))
+    grad_h = torch.bmm(g_pos, u) + torch.bmm(g_neg, u_neg)                   # (G, L, D): sum_t g_t u_t
+    grad_u = torch.bmm(g_pos.transpose(1, 2), h)                             # (G, T, D): sum_i g_ij v_i
+    grad_neg = torch.bmm(g_neg.transpose(1, 2), h)                           # (G, M, D)
+    w_out.index_add_(0, tokens.reshape(-1), grad_u.reshape(-1, D))           # u_j += g v_i
+    w_out.index_add_(0, negatives.reshape(-1), grad_neg.reshape(-1, D))
+    return grad_h, loss
+
+
+@torch.no_grad()
+def sgns_step_windows(w_in: torch.Tensor, w_out: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor,
+                      negatives: torch.Tensor, lr: float, negative: int, need_loss: bool = True) -> float:
+    """Skip-gram step on G chunks of L centre words (:func:`~course_lib.embeddings.pairs.window_chunks`).
+
+    ``tokens``: (G, L + 2W) int ids, centres in columns ``W:W+L``; ``mask``: (G, L, L + 2W)
+    from :func:`window_mask`; ``negatives``: (G, M), shared by the centres of a chunk.
+    Unlike word2vec, a negative that happens to equal a context word is not skipped.
+    Returns the summed loss (0.0 unless ``need_loss``).
+    """
+    G, L, T = mask.shape
+    if tokens.shape != (G, T) or negatives.shape[0] != G:
+        raise ValueError(f"tokens must be (G, T) = {(G, T)} and negatives (G, M); "
+                         f"got {tuple(tokens.shape)} and {tuple(negatives.shape)}")
+    W = (T - L) // 2
+    centres = tokens[:, W:W + L].reshape(-1)                                 # (G L,)
+    v = w_in.index_select(0, centres).view(G, L, -1)                         # (G, L, D)
+    grad_v, loss = window_negative_sampling_update(w_out, v, tokens, mask, negatives, lr, negative, need_loss)
+    w_in.index_add_(0, centres, grad_v.view(G * L, -1))                      # v_i += sum_t g_t u_t
+    return loss
+
+
 @torch.no_grad()
 def cbow_step(w_in: torch.Tensor, w_out: torch.Tensor, centers: torch.Tensor, contexts: torch.Tensor,
               negatives: torch.Tensor, lr: float, cbow_mean: int = 1) -> float:
@@ -140,7 +229,7 @@ def cbow_step(w_in: torch.Tensor, w_out: torch.Tensor, centers: torch.Tensor, co
 def train_word2vec(sentences: list[list[str]], cfg: Word2VecConfig, batch_size: int = 4096,
                    device: str | torch.device | None = None, vocab: Vocab | None = None,
                    log_every: int = 0, loss_every: int = 1, group_size: int = 0,
-                   shared_negatives: int = 64) -> WordVectors:
+                   shared_negatives: int = 64, chunk_len: int = 0) -> WordVectors:
     """Train Word2Vec (``cfg.sg`` = 1 skip-gram, 0 CBOW) with negative sampling.
 
     Parameters
@@ -149,7 +238,7 @@ def train_word2vec(sentences: list[list[str]], cfg: Word2VecConfig, batch_size: 
     cfg : Word2VecConfig
         gensim's hyper-parameters (``window, negative, sample, alpha, ...``).
     batch_size : int
-        Training examples per step.
+        Training examples per step: pairs, CBOW windows, or (``chunk_len > 0``) centre words.
     device : torch device, optional
         Where the vectors live (default: cpu).
     vocab : Vocab, optional
@@ -163,7 +252,11 @@ def train_word2vec(sentences: list[list[str]], cfg: Word2VecConfig, batch_size: 
         exactly as word2vec. ``S > 0``: groups of ``S`` pairs share ``shared_negatives``
         negatives (:func:`sgns_step_shared`), several times faster on a CPU.
     shared_negatives : int
-        Negatives per group when ``group_size > 0``.
+        Negatives per group (``group_size > 0``) or per chunk (``chunk_len > 0``).
+    chunk_len : int
+        Skip-gram only. ``L > 0``: train on chunks of ``L`` consecutive centre words with
+        their whole windows (:func:`sgns_step_windows`), the fastest way on a CPU;
+        ``batch_size`` must then be a multiple of ``L``.
 
     Returns
     -------
@@ -181,6 +274,13 @@ def train_word2vec(sentences: list[list[str]], cfg: Word2VecConfig, batch_size: 
     keep = vocab.keep_probs(cfg.sample)
     cum = torch.from_numpy(vocab.cum_table(cfg.ns_exponent)).to(device)
     losses, step, start = [], 0, time.perf_counter()
+    if cfg.sg and chunk_len:
+        def step_fn(tokens, mask, neg, lr, need_loss):
+            return sgns_step_windows(w_in, w_out, tokens, mask, neg, lr, cfg.negative, need_loss)
+        losses, seconds = run_window_epochs(step_fn, ids, sent, keep, cum, cfg, rng, gen, batch_size,
+                                            chunk_len, shared_negatives, log_every, loss_every)
+        return WordVectors(vocab.index_to_key, w_in.cpu().numpy(), counts=vocab.counts, losses=losses,
+                           seconds=seconds, words=len(ids) * cfg.epochs)
     for epoch in range(cfg.epochs):
         e_ids, e_sent = subsample(ids, sent, keep, rng)
         if cfg.sg:
@@ -218,3 +318,46 @@ def train_word2vec(sentences: list[list[str]], cfg: Word2VecConfig, batch_size: 
     seconds = time.perf_counter() - start
     return WordVectors(vocab.index_to_key, w_in.cpu().numpy(), counts=vocab.counts, losses=losses,
                        seconds=seconds, words=len(ids) * cfg.epochs)
+
+
+
+def run_window_epochs(step_fn, ids: np.ndarray, sent: np.ndarray, keep: np.ndarray, cum: torch.Tensor,
+                      cfg, rng: np.random.Generator, gen: torch.Generator, batch_size: int, chunk_len: int,
+                      shared_negatives: int, log_every: int = 0, loss_every: int = 1) -> tuple[list, float]:
+    """The training loop over chunks, shared by skip-gram and FastText (``chunk_len > 0``).
+
+    Each epoch sub-samples the corpus, cuts it into chunks (:func:`window_chunks`) and
+    shuffles them; each step hands ``batch_size / chunk_len`` chunks to
+    ``step_fn(tokens, mask, negatives, lr, need_loss) -> summed loss``.
+    Returns the recorded mean losses per pair and the training time in seconds.
+    """
+    if batch_size % chunk_len:
+        raise ValueError(f"batch_size {batch_size} must be a multiple of chunk_len {chunk_len}")
+    n_chunks, device = batch_size // chunk_len, cum.device
+    losses, step, start = [], 0, time.perf_counter()
+    for epoch in range(cfg.epochs):
+        e_ids, e_sent = subsample(ids, sent, keep, rng)
+        tokens, sents, windows = (torch.from_numpy(a).to(device)
+                                  for a in window_chunks(e_ids, e_sent, cfg.window, chunk_len, rng))
+        order = torch.from_numpy(rng.permutation(len(tokens))).to(device)   # shuffle chunks, not words
+        n_batches = -(-len(order) // n_chunks)
+        for b in range(n_batches):
+            ks = order[b * n_chunks:(b + 1) * n_chunks]
+            mask = window_mask(sents[ks], windows[ks])                      # (G, L, L + 2W)
+            neg = draw_negatives(cum, (len(ks), shared_negatives), gen).int()
+            lr = linear_lr(cfg, (epoch + b / n_batches) / cfg.epochs)
+            record = (step + 1) % loss_every == 0
+            loss = step_fn(tokens[ks], mask, neg, lr, record)
+            step += 1
+            if record:
+                losses.append(loss / max(1, int(mask.sum())))              # mean loss per pair
+                if not np.isfinite(losses[-1]):
+                    raise FloatingPointError(
+                        f"training diverged at epoch {epoch}, step {step} (loss {losses[-1]}): rows shared by "
+                        f"many words of one batch add up too many stale updates; lower batch_size "
+                        f"(now {batch_size}) or alpha (now {cfg.alpha})")
+            if log_every and step % log_every == 0:
+                print(f"epoch {epoch}  step {step:6d}  loss {np.mean(losses[-max(1, log_every // loss_every):]):.2f}")
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return losses, time.perf_counter() - start
