@@ -1,6 +1,7 @@
 """Embeddings benchmark: our PyTorch Word2Vec / FastText / GloVe vs gensim and the official GloVe.
 
 Run:  .venv/bin/python benchmarks/embeddings.py            # full WikiText-2 train, 5 epochs (minutes)
+      .venv/bin/python benchmarks/embeddings.py --seeds 1 2 3   # mean quality over three seeds
       .venv/bin/python benchmarks/embeddings.py --quick    # CI smoke run: 800 paragraphs, 1 epoch
 
 Every comparison uses the same sentences, the same hyper-parameters (gensim's names:
@@ -18,10 +19,11 @@ OpenMP threads that spin instead of sleeping made small torch kernels 10x slower
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -61,7 +63,31 @@ def line(name, ours, ref, ref_name, unit="", rel=True):
         r = "rel n/a (reference is 0)"
     else:
         r = f"rel {ours / ref - 1:+.1%}" if rel else f"ratio {ours / ref:.2f}"
-    print(f"{name:<34} ours {ours:10.4g}{unit}   {ref_name} {ref:10.4g}{unit}   {r}")
+    print(f"{name:<44} ours {ours:10.4g}{unit}   {ref_name} {ref:10.4g}{unit}   {r}")
+
+
+def compare(label: str, seeds, run_gensim, run_ours, n_words: int, epochs: int) -> dict:
+    """Train both libraries once per seed; speed from the summed times, quality as the mean."""
+    runs = []
+    for seed in seeds:
+        ref, ref_s = run_gensim(seed)
+        ours = run_ours(seed)
+        run = {"seed": seed, "seconds": {"ours": ours.seconds, "gensim": ref_s},
+               "ours": quality(ours), "gensim": quality(gensim_vectors(ref))}
+        runs.append(run)
+        if len(seeds) > 1:
+            print(f"  {label} seed {seed}: ratio {ref_s / ours.seconds:.2f}; WordSim-353 ours "
+                  f"{run['ours']['wordsim353']:.4f} gensim {run['gensim']['wordsim353']:.4f}; analogies ours "
+                  f"{run['ours']['analogy']:.2%} gensim {run['gensim']['analogy']:.2%}")
+    total = {k: sum(r["seconds"][k] for r in runs) for k in ("ours", "gensim")}
+    speed = {k: n_words * epochs * len(runs) / total[k] for k in total}
+    mean = {who: {m: float(np.mean([r[who][m] for r in runs])) for m in ("wordsim353", "analogy")}
+            for who in ("ours", "gensim")}
+    tag = f" ({len(runs)} seeds)" if len(runs) > 1 else ""
+    line(f"{label} words/s{tag}", speed["ours"], speed["gensim"], "gensim", rel=False)
+    line(f"{label} WordSim-353 Spearman{tag}", mean["ours"]["wordsim353"], mean["gensim"]["wordsim353"], "gensim")
+    line(f"{label} analogy accuracy{tag}", mean["ours"]["analogy"], mean["gensim"]["analogy"], "gensim")
+    return {"runs": runs, "speed": speed, "seconds": total, **mean}
 
 
 def main(argv=None) -> dict:
@@ -70,6 +96,10 @@ def main(argv=None) -> dict:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
     p.add_argument("--skip", nargs="*", default=[], choices=["word2vec", "fasttext", "glove"])
+    p.add_argument("--seeds", type=int, nargs="+", default=[1],
+                   help="one run of each library per seed; quality is averaged (analogy accuracy on "
+                        "1.6M tokens varies by about +-10%% from seed to seed)")
+    p.add_argument("--json", type=Path, help="also write the results to this file")
     args = p.parse_args(argv)
     from gensim.models import FastText, Word2Vec
 
@@ -77,40 +107,33 @@ def main(argv=None) -> dict:
     sentences = wikitext_sentences(load_wikitext2("train"), max_lines=800 if args.quick else None)
     epochs = 1 if args.quick else 5
     cfg = Word2VecConfig(vector_size=100, window=5, negative=5, min_count=5, sample=1e-3,
-                         epochs=epochs, workers=args.threads, seed=1)
+                         epochs=epochs, workers=args.threads, seed=args.seeds[0])
     vocab = Vocab.build(sentences, cfg.min_count)
     n_words = int(vocab.counts.sum())
     print(f"corpus: {len(sentences)} paragraphs, {n_words} in-vocabulary tokens, {len(vocab)} words; "
           f"{epochs} epochs, torch threads {args.threads} vs gensim workers {args.threads}, device {args.device}")
-    report = {"words": n_words, "vocab": len(vocab)}
+    report = {"words": n_words, "vocab": len(vocab), "epochs": epochs, "threads": args.threads,
+              "device": args.device, "seeds": args.seeds, "load_average": os.getloadavg()[0]}
 
     if "word2vec" not in args.skip:
-        ref, ref_s = timed_gensim(Word2Vec, sentences, cfg)
+        with_seed = lambda seed: replace(cfg, seed=seed)  # noqa: E731
         # 32 chunks of 64 centre words per step (about 12,000 pairs), 64 shared negatives per chunk
-        ours = train_word2vec(sentences, cfg, batch_size=2048, vocab=vocab, device=args.device,
-                              chunk_len=64, shared_negatives=64, loss_every=10)
-        speed = {"ours": n_words * epochs / ours.seconds, "gensim": n_words * epochs / ref_s}
-        q_ours, q_ref = quality(ours), quality(gensim_vectors(ref))
-        line("skip-gram words/s", speed["ours"], speed["gensim"], "gensim", rel=False)
-        line("skip-gram WordSim-353 Spearman", q_ours["wordsim353"], q_ref["wordsim353"], "gensim")
-        line("skip-gram analogy accuracy", q_ours["analogy"], q_ref["analogy"], "gensim")
-        report["word2vec"] = {"speed": speed, "seconds": {"ours": ours.seconds, "gensim": ref_s},
-                              "ours": q_ours, "gensim": q_ref}
+        report["word2vec"] = compare(
+            "skip-gram", args.seeds, lambda seed: timed_gensim(Word2Vec, sentences, with_seed(seed)),
+            lambda seed: train_word2vec(sentences, with_seed(seed), batch_size=2048, vocab=vocab,
+                                        device=args.device, chunk_len=64, shared_negatives=64, loss_every=10),
+            n_words, epochs)
 
     if "fasttext" not in args.skip:
         fcfg = FastTextConfig(**asdict(cfg), min_n=3, max_n=6, bucket=20_000 if args.quick else 200_000)
-        ref, ref_s = timed_gensim(FastText, sentences, fcfg)
+        with_seed = lambda seed: replace(fcfg, seed=seed)  # noqa: E731
         # smaller batches than skip-gram: an n-gram row shared by many words of one batch sums
         # all their (stale) updates; 2048 centres per step diverged, 512 and 1024 did not
-        ours = train_fasttext(sentences, fcfg, batch_size=512, vocab=vocab, device=args.device,
-                              chunk_len=32, shared_negatives=64, loss_every=10)
-        speed = {"ours": n_words * epochs / ours.seconds, "gensim": n_words * epochs / ref_s}
-        q_ours, q_ref = quality(ours), quality(gensim_vectors(ref))
-        line("FastText words/s", speed["ours"], speed["gensim"], "gensim", rel=False)
-        line("FastText WordSim-353 Spearman", q_ours["wordsim353"], q_ref["wordsim353"], "gensim")
-        line("FastText analogy accuracy", q_ours["analogy"], q_ref["analogy"], "gensim")
-        report["fasttext"] = {"speed": speed, "seconds": {"ours": ours.seconds, "gensim": ref_s},
-                              "ours": q_ours, "gensim": q_ref}
+        report["fasttext"] = compare(
+            "FastText", args.seeds, lambda seed: timed_gensim(FastText, sentences, with_seed(seed)),
+            lambda seed: train_fasttext(sentences, with_seed(seed), batch_size=512, vocab=vocab,
+                                        device=args.device, chunk_len=32, shared_negatives=64, loss_every=10),
+            n_words, epochs)
 
     if "glove" not in args.skip:
         gcfg = GloVeConfig(vector_size=50, window=10, min_count=5, epochs=3 if args.quick else 10)
@@ -122,6 +145,9 @@ def main(argv=None) -> dict:
         line("GloVe-50d WordSim-353 Spearman", q_ours["wordsim353"], q_ref["wordsim353"], "6B-50d")
         line("GloVe-50d analogy accuracy", q_ours["analogy"], q_ref["analogy"], "6B-50d")
         report["glove"] = {"seconds": ours.seconds, "ours": q_ours, "official": q_ref}
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2))
     return report
 
 

@@ -15,7 +15,10 @@ The input vector of an in-vocabulary word is the mean of its own row and its n-g
 rows; an **out-of-vocabulary** (未登录词) word gets the mean of its n-gram rows only —
 the reason FastText can embed words it never saw. Training is skip-gram with
 negative sampling in which the centre vector is this mean; as in fastText and gensim,
-the error is added *in full* to every row that formed the mean.
+the error is added *in full* to every row that formed the mean. (gensim 4.4's skip-gram
+training divides the sum of the $n+1$ rows by $n$, the number of n-grams, and only its
+final ``wv.vectors`` by $n+1$, see ``fasttext_fast_sentence_sg_neg`` in
+``gensim/models/fasttext_inner.pyx``; we use the true mean throughout, like Facebook's fastText.)
 
 Batching needs more care than for Word2Vec: a popular n-gram row (``ing>``, ``<th``) is
 part of many words of one batch and receives the sum of all their updates, computed from
