@@ -136,7 +136,8 @@ def main(argv=None) -> dict:
             n_words, epochs)
 
     if "glove" not in args.skip:
-        gcfg = GloVeConfig(vector_size=50, window=10, min_count=5, epochs=3 if args.quick else 10)
+        # GloVeConfig's defaults: the reference code's small-corpus settings (window 15, x_max 10, 15 epochs)
+        gcfg = GloVeConfig(vector_size=50, min_count=5, seed=args.seeds[0], **({"epochs": 3} if args.quick else {}))
         ours = train_glove_torch(sentences, gcfg, batch_size=8192, vocab=vocab, device=args.device)
         vectors, words = load_glove_6b_50d()
         official = WordVectors(words, np.asarray(vectors))

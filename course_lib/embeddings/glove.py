@@ -6,15 +6,32 @@ one sentence) adds $1/d$ to $X_{ij}$ — near words count more. $X$ is sparse an
 **Loss.** With word vectors $w_i$, context vectors $\tilde w_j$ and biases $b_i, \tilde b_j$,
 
 $$ J = \sum_{X_{ij} > 0} f(X_{ij})\,\big(w_i^\top \tilde w_j + b_i + \tilde b_j - \log X_{ij}\big)^2,
-   \qquad f(x) = \min\big(1, (x/x_{max})^{\alpha}\big),\ x_{max}=100,\ \alpha = 3/4 . $$
+   \qquad f(x) = \min\big(1, (x/x_{max})^{\alpha}\big),\ \alpha = 3/4 . $$
 
-**AdaGrad.** Each parameter $\theta$ keeps the sum of its squared gradients $G$ and
-moves by $\eta\, g / \sqrt{G}$; the reference code starts $G$ at 1. With
-$e = f(X_{ij})(w_i^\top\tilde w_j + b_i + \tilde b_j - \log X_{ij})$ the gradients of
-$\tfrac12 J$ are $e\,\tilde w_j$ for $w_i$, $e\,w_i$ for $\tilde w_j$ and $e$ for each bias.
-The final embedding is $w + \tilde w$, as in the paper.
+The paper's $x_{max} = 100$ suits billions of tokens; on a small corpus almost every
+$X_{ij}$ is far below 100 and gets a tiny weight, so :class:`GloVeConfig` uses 10, as the
+reference code's demo does for its 17M-token corpus.
 
-NumPy and PyTorch trainers below share one signature.
+**Gradients.** With $e_{ij} = f(X_{ij})(w_i^\top\tilde w_j + b_i + \tilde b_j - \log X_{ij})$,
+one entry contributes $e_{ij}\tilde w_j$ to $\partial(\tfrac12 J)/\partial w_i$, $e_{ij} w_i$ to
+$\partial(\tfrac12 J)/\partial \tilde w_j$ and $e_{ij}$ to each bias. A mini-batch $\mathcal B$ of
+entries has the loss $\tfrac12 J_{\mathcal B}$; the gradient $g$ of a row is the **sum** of the
+contributions of all the batch's entries that touch it (a frequent word touches many).
+
+**AdaGrad** (Duchi et al., 2011). Every coordinate $\theta$ keeps the sum $G$ of its squared
+gradients, starting at 0, and moves against its gradient by a step that shrinks as $G$ grows:
+
+$$ G \leftarrow G + g^2, \qquad \theta \leftarrow \theta - \eta\, \frac{g}{\sqrt{G} + \epsilon} . $$
+
+Since $G \ge g^2$, no coordinate ever moves by more than $\eta$ in one step; rare words,
+whose gradients are tiny, still move by about $\eta$ on their first steps. This is
+``torch.optim.Adagrad`` (``initial_accumulator_value=0``, ``eps=1e-10``) on the batch loss.
+The reference C code instead updates after every single entry (Hogwild threads), starts
+$G$ at 1, adds $(\eta g)^2$ to it, clips each $g$ to $\pm 100$ and steps by $\eta g/\sqrt{G}$ with
+the $G$ from *before* adding $g$ — that is AdaGrad with step 1 and $G_0 = 1/\eta^2$.
+
+The final embedding is $w + \tilde w$, as in the paper. NumPy and PyTorch versions below
+share one signature and compute the same numbers.
 """
 from __future__ import annotations
 
@@ -25,6 +42,8 @@ import numpy as np
 from .config import GloVeConfig
 from .vectors import WordVectors
 from .vocab import Vocab
+
+EPS = 1e-10  # AdaGrad's epsilon, torch.optim.Adagrad's default
 
 
 def cooccurrence(ids: np.ndarray, sent: np.ndarray, vocab_size: int, window: int = 10):
@@ -58,7 +77,7 @@ def cooccurrence(ids: np.ndarray, sent: np.ndarray, vocab_size: int, window: int
 
 
 def weighting(x: np.ndarray, x_max: float = 100.0, alpha: float = 0.75) -> np.ndarray:
-    """$f(x) = \\min(1, (x/x_{max})^\\alpha)$."""
+    """$f(x) = \\min(1, (x/x_{max})^\\alpha)$ (defaults: the paper's values)."""
     return np.minimum(1.0, (x / x_max) ** alpha)
 
 
@@ -68,6 +87,64 @@ def glove_loss(w, w_ctx, b, b_ctx, rows, cols, values, x_max=100.0, alpha=0.75) 
     return float((weighting(values, x_max, alpha) * err**2).sum())
 
 
+def glove_step_numpy(params, hist, i, j, logx, fx, lr: float) -> float:
+    """One mini-batch AdaGrad step on the entries $(i_k, j_k)$, in place, NumPy.
+
+    Parameters
+    ----------
+    params : list of 4 ndarray
+        ``[w, w_ctx, b, b_ctx]`` of shapes (V, D), (V, D), (V,), (V,); updated in place.
+    hist : list of 4 ndarray
+        AdaGrad's $G$, same shapes; updated in place.
+    i, j : ndarray of int64, shape (B,)
+        Row (word) and column (context) of each entry.
+    logx, fx : ndarray of float32, shape (B,)
+        $\\log X_{ij}$ and $f(X_{ij})$ of each entry.
+    lr : float
+        $\\eta$.
+
+    Returns
+    -------
+    float
+        The batch's weighted squared error $J_{\\mathcal B}$ before the step.
+    """
+    w, wc, b, bc = params
+    wi, wj = w[i], wc[j]                                          # (B, D) each
+    diff = (wi * wj).sum(1) + b[i] + bc[j] - logx                 # w_i.w~_j + b_i + b~_j - log X
+    e = fx * diff                                                 # e = f(X) * diff
+    grads = [e[:, None] * wj, e[:, None] * wi, e, e]              # per entry: d(J/2)/d(w_i, w~_j, b_i, b~_j)
+    ui, inv_i = np.unique(i, return_inverse=True)                 # distinct rows of w and b in the batch
+    uj, inv_j = np.unique(j, return_inverse=True)
+    for p, h, g, (u, inv) in zip(params, hist, grads, [(ui, inv_i), (uj, inv_j)] * 2):
+        g_row = np.zeros((len(u),) + g.shape[1:], dtype=g.dtype)
+        np.add.at(g_row, inv, g)                                  # g = sum over the row's entries
+        h[u] += g_row**2                                          # G += g^2
+        p[u] -= lr * (g_row / (np.sqrt(h[u]) + EPS))              # theta -= eta g / (sqrt(G) + eps)
+    return float((e * diff).sum())
+
+
+def glove_step_torch(params, hist, i, j, logx, fx, lr: float):
+    """One mini-batch AdaGrad step, PyTorch (same signature and numbers as :func:`glove_step_numpy`).
+
+    Returns $J_{\\mathcal B}$ as a 0-dim tensor on the parameters' device (no device sync per step).
+    """
+    import torch
+    w, wc, b, bc = params
+    wi, wj = w.index_select(0, i), wc.index_select(0, j)          # (B, D) each
+    diff = torch.einsum("bd,bd->b", wi, wj) + b[i] + bc[j] - logx  # w_i.w~_j + b_i + b~_j - log X
+    e = fx * diff                                                 # e = f(X) * diff
+    loss = (e * diff).sum()
+    grads = [wj.mul_(e[:, None]), wi.mul_(e[:, None]), e, e]      # per entry (in place: wi, wj are copies)
+    ui, inv_i = torch.unique(i, return_inverse=True)              # distinct rows of w and b in the batch
+    uj, inv_j = torch.unique(j, return_inverse=True)
+    for p, h, g, (u, inv) in zip(params, hist, grads, [(ui, inv_i), (uj, inv_j)] * 2):
+        g_row = g.new_zeros((len(u),) + g.shape[1:]).index_add_(0, inv, g)  # g = sum over the row's entries
+        h_row = h.index_select(0, u).addcmul_(g_row, g_row)                 # G += g^2
+        h.index_copy_(0, u, h_row)
+        p.index_add_(0, u, g_row / (h_row.sqrt_() + EPS), alpha=-lr)       # theta -= eta g / (sqrt(G) + eps)
+    return loss
+
+
 def _init(vocab_size, vector_size, rng):
     # reference code: uniform(-0.5, 0.5) / vector_size for vectors and biases
     def u(*shape):
@@ -75,14 +152,18 @@ def _init(vocab_size, vector_size, rng):
     return u(vocab_size, vector_size), u(vocab_size, vector_size), u(vocab_size), u(vocab_size)
 
 
-def _prepare(sentences, cfg, vocab):
+def _prepare(sentences, cfg, vocab, batch_size):
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     vocab = vocab or Vocab.build(sentences, cfg.min_count)
     ids, sent = vocab.encode(sentences)
     rows, cols, values = cooccurrence(ids, sent, len(vocab), cfg.window)
-    return vocab, rows, cols, values
+    logx = np.log(values).astype(np.float32)
+    fx = weighting(values, cfg.x_max, cfg.alpha).astype(np.float32)
+    return vocab, rows, cols, logx, fx
 
 
-def train_glove_numpy(sentences: list[list[str]], cfg: GloVeConfig, batch_size: int = 4096,
+def train_glove_numpy(sentences: list[list[str]], cfg: GloVeConfig, batch_size: int = 8192,
                       vocab: Vocab | None = None, device=None) -> WordVectors:
     """Train GloVe with mini-batch AdaGrad in NumPy.
 
@@ -91,66 +172,57 @@ def train_glove_numpy(sentences: list[list[str]], cfg: GloVeConfig, batch_size: 
     sentences : list of list of str
     cfg : GloVeConfig
     batch_size : int
-        Non-zero entries per AdaGrad step.
+        Non-zero entries $X_{ij}$ per AdaGrad step (entries are shuffled every epoch).
     vocab : Vocab, optional
+        Built from ``sentences`` with ``cfg.min_count`` when not given.
     device : ignored (same signature as :func:`train_glove_torch`).
 
     Returns
     -------
     WordVectors
-        $w + \\tilde w$, with ``losses`` = mean weighted squared error per epoch.
+        $w + \\tilde w$, with ``losses`` = mean weighted squared error per entry, one per epoch
+        (accumulated over the epoch's batches, each before its step).
     """
-    vocab, rows, cols, values = _prepare(sentences, cfg, vocab)
+    vocab, rows, cols, logx, fx = _prepare(sentences, cfg, vocab, batch_size)
     rng = np.random.default_rng(cfg.seed)
-    w, wc, b, bc = _init(len(vocab), cfg.vector_size, rng)
-    params = [w, wc, b, bc]
-    hist = [np.ones_like(p) for p in params]            # AdaGrad G starts at 1
-    logx, fx = np.log(values).astype(np.float32), weighting(values, cfg.x_max, cfg.alpha).astype(np.float32)
+    params = list(_init(len(vocab), cfg.vector_size, rng))
+    hist = [np.zeros_like(p) for p in params]                    # AdaGrad G starts at 0
     losses, start = [], time.perf_counter()
     for _ in range(cfg.epochs):
-        perm, total = rng.permutation(len(values)), 0.0
+        perm, total = rng.permutation(len(logx)), 0.0
         for s in range(0, len(perm), batch_size):
             idx = perm[s:s + batch_size]
-            i, j = rows[idx], cols[idx]
-            diff = (w[i] * wc[j]).sum(1) + b[i] + bc[j] - logx[idx]    # w_i.w~_j + b_i + b~_j - log X
-            e = fx[idx] * diff                                           # f(X) * diff
-            total += float((e * diff).sum())
-            grads = [e[:, None] * wc[j], e[:, None] * w[i], e, e]        # d(J/2)/d(w_i, w~_j, b_i, b~_j)
-            for p, h, g, r in zip(params, hist, grads, (i, j, i, j)):
-                np.add.at(h, r, g**2)                                    # G += g^2
-                np.add.at(p, r, -cfg.learning_rate * g / np.sqrt(h[r]))  # theta -= eta g / sqrt(G)
-        losses.append(total / len(values))
+            total += glove_step_numpy(params, hist, rows[idx], cols[idx], logx[idx], fx[idx],
+                                      cfg.learning_rate)
+        losses.append(total / len(logx))
+    w, wc = params[0], params[1]
     return WordVectors(vocab.index_to_key, w + wc, counts=vocab.counts, losses=losses,
-                       seconds=time.perf_counter() - start, words=len(values) * cfg.epochs)
+                       seconds=time.perf_counter() - start, words=len(logx) * cfg.epochs)
 
 
-def train_glove_torch(sentences: list[list[str]], cfg: GloVeConfig, batch_size: int = 4096,
+def train_glove_torch(sentences: list[list[str]], cfg: GloVeConfig, batch_size: int = 8192,
                       vocab: Vocab | None = None, device=None) -> WordVectors:
-    """Train GloVe with mini-batch AdaGrad in PyTorch (same signature as the NumPy one)."""
+    """Train GloVe with mini-batch AdaGrad in PyTorch (same signature and numbers as the NumPy one).
+
+    ``device`` (e.g. ``"cuda"``) holds the parameters and the co-occurrence entries; default CPU.
+    """
     import torch
     device = torch.device(device or "cpu")
-    vocab, rows, cols, values = _prepare(sentences, cfg, vocab)
+    vocab, rows, cols, logx, fx = _prepare(sentences, cfg, vocab, batch_size)
     rng = np.random.default_rng(cfg.seed)
     params = [torch.from_numpy(p).to(device) for p in _init(len(vocab), cfg.vector_size, rng)]
-    w, wc, b, bc = params
-    hist = [torch.ones_like(p) for p in params]
+    hist = [torch.zeros_like(p) for p in params]                 # AdaGrad G starts at 0
     rows_t, cols_t = torch.from_numpy(rows).to(device), torch.from_numpy(cols).to(device)
-    logx = torch.from_numpy(np.log(values).astype(np.float32)).to(device)
-    fx = torch.from_numpy(weighting(values, cfg.x_max, cfg.alpha).astype(np.float32)).to(device)
+    logx_t, fx_t = torch.from_numpy(logx).to(device), torch.from_numpy(fx).to(device)
     losses, start = [], time.perf_counter()
     for _ in range(cfg.epochs):
-        perm = torch.from_numpy(rng.permutation(len(values))).to(device)
+        perm = torch.from_numpy(rng.permutation(len(logx))).to(device)
         total = torch.zeros((), device=device)
         for s in range(0, len(perm), batch_size):
             idx = perm[s:s + batch_size]
-            i, j = rows_t[idx], cols_t[idx]
-            diff = (w[i] * wc[j]).sum(1) + b[i] + bc[j] - logx[idx]    # w_i.w~_j + b_i + b~_j - log X
-            e = fx[idx] * diff
-            total += (e * diff).sum()
-            grads = [e[:, None] * wc[j], e[:, None] * w[i], e, e]
-            for p, h, g, r in zip(params, hist, grads, (i, j, i, j)):
-                h.index_add_(0, r.int(), g**2)                                 # G += g^2
-                p.index_add_(0, r.int(), -cfg.learning_rate * g / h[r].sqrt())  # theta -= eta g / sqrt(G)
-        losses.append(float(total) / len(values))
+            total += glove_step_torch(params, hist, rows_t[idx], cols_t[idx], logx_t[idx], fx_t[idx],
+                                      cfg.learning_rate)
+        losses.append(float(total) / len(logx))
+    w, wc = params[0], params[1]
     return WordVectors(vocab.index_to_key, (w + wc).cpu().numpy(), counts=vocab.counts, losses=losses,
-                       seconds=time.perf_counter() - start, words=len(values) * cfg.epochs)
+                       seconds=time.perf_counter() - start, words=len(logx) * cfg.epochs)
