@@ -14,7 +14,6 @@ forward + backward.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 from pathlib import Path
@@ -27,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from course_lib.attention import causal_mask, tiled  # noqa: E402
 from course_lib.attention import numpy_attention as npa  # noqa: E402
 from course_lib.attention import torch_attention as tta  # noqa: E402
-from course_lib.utils import best_time  # noqa: E402
+from course_lib.utils import best_time, write_json  # noqa: E402
 
 
 def fwd_bwd(fn, q, k, v):
@@ -133,9 +132,7 @@ def main(argv=None) -> dict:
         naive, tiles = numpy_peaks(T, args)
         report["memory"][T] = {"naive_bytes": naive, "tiled_bytes": tiles}
         print(f"{T:>5}  {naive / 2**20:>10.1f} {tiles / 2**20:>6.1f} {naive / tiles:>8.1f}x")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2))
+    write_json(args.json, report)
     return report
 
 

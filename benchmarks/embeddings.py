@@ -19,7 +19,6 @@ OpenMP threads that spin instead of sleeping made small torch kernels 10x slower
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -38,6 +37,7 @@ from course_lib.embeddings.evaluate import evaluate_word_analogies, evaluate_wor
 from course_lib.embeddings.fasttext import train_fasttext  # noqa: E402
 from course_lib.embeddings.glove import train_glove_torch  # noqa: E402
 from course_lib.embeddings.word2vec_torch import train_word2vec  # noqa: E402
+from course_lib.utils import write_json  # noqa: E402
 
 
 def quality(wv: WordVectors) -> dict:
@@ -146,9 +146,7 @@ def main(argv=None) -> dict:
         line("GloVe-50d WordSim-353 Spearman", q_ours["wordsim353"], q_ref["wordsim353"], "6B-50d")
         line("GloVe-50d analogy accuracy", q_ours["analogy"], q_ref["analogy"], "6B-50d")
         report["glove"] = {"seconds": ours.seconds, "ours": q_ours, "official": q_ref}
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2))
+    write_json(args.json, report)
     return report
 
 

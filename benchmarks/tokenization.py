@@ -17,7 +17,6 @@ either side.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -28,7 +27,7 @@ from course_lib.data import load_trec, load_wikitext2, minilm_path  # noqa: E402
 from course_lib.tokenization import BPEConfig, BPETokenizer, byte_level_alphabet  # noqa: E402
 from course_lib.tokenization.reference import hf_merges, load_minilm_tokenizer, train_hf_bpe  # noqa: E402
 from course_lib.tokenization.wordpiece import WordPieceTokenizer  # noqa: E402
-from course_lib.utils import best_time  # noqa: E402
+from course_lib.utils import best_time, write_json  # noqa: E402
 
 
 def configs(vocab_size: int) -> dict[str, BPEConfig]:
@@ -113,9 +112,7 @@ def main(argv=None) -> dict:
     r = line("WordPiece encode (MiniLM)", t_ours, t_ref, out["ours"] == out["ref"])
     r.update(tokens=n_tok)
     report["results"]["wordpiece_encode"] = r
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2))
+    write_json(args.json, report)
     return report
 
 

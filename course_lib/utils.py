@@ -70,3 +70,14 @@ def best_time(fn, repeat: int = 5, warmup: int = 1, sync=None) -> float:
             sync()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def write_json(path, report: dict) -> None:
+    """Write a benchmark ``report`` to ``path`` (parents created); nothing when ``path`` is None."""
+    if path is None:
+        return
+    import json
+    from pathlib import Path
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2))

@@ -351,3 +351,20 @@ def test_shipped_pinyin_model_reproduces_its_recorded_accuracy():
     assert pinyin.exact_match(preds, refs) > record["test"]["baseline"]["exact_match"] + 0.05
     with pytest.raises(FileNotFoundError, match="no checkpoint 'nope'"):
         checkpoint.checkpoint_path("nope")
+
+
+@pytest.mark.parametrize("name", ["tiny_gpt", "pinyin_seq2seq"])
+def test_write_readme_reproduces_the_shipped_model_cards(name, tmp_path):
+    import json
+    import shutil
+
+    from course_lib.transformer.checkpoint import checkpoint_path, write_readme
+    src = checkpoint_path(name)
+    text = (src / "README.md").read_text(encoding="utf-8")
+    lines = text.split("\n")
+    files = next(k for k, line in enumerate(lines) if line.startswith("- files:"))
+    fence = lines.index("```", next(k for k, line in enumerate(lines) if line.startswith("## SHA-256")) + 3)
+    shutil.copytree(src, tmp_path / name)
+    sums = json.loads((src / "checksums.json").read_text())
+    write_readme(tmp_path / name, lines[:files], sums, after=lines[fence + 2:])
+    assert (tmp_path / name / "README.md").read_text(encoding="utf-8") == text

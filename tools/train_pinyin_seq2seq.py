@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from course_lib.transformer import pinyin                                                   # noqa: E402
-from course_lib.transformer.checkpoint import save_model, write_checksums                   # noqa: E402
+from course_lib.transformer.checkpoint import save_model, write_checksums, write_readme                  # noqa: E402
 from course_lib.transformer.seq2seq import Seq2SeqConfig, Seq2SeqTransformer                # noqa: E402
 from course_lib.transformer.training import TrainConfig, evaluate, seq2seq_loss, train      # noqa: E402
 from course_lib.utils import set_seed                                                        # noqa: E402
@@ -113,13 +113,12 @@ def main(argv=None) -> int:
               "test": metrics}
     (out / "history.json").write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     sums = write_checksums(out)
-    write_readme(out, record, config, sums)
+    write_model_card(out, record, config, sums)
     print(f"wrote {out} in {seconds:.0f} s", flush=True)
     return 0
 
 
-def write_readme(out: Path, r: dict, config: Seq2SeqConfig, sums: dict) -> None:
-    size = sum((out / n).stat().st_size for n in sums) / 1e6
+def write_model_card(out: Path, r: dict, config: Seq2SeqConfig, sums: dict) -> None:
     m, b, d = r["test"]["model"], r["test"]["baseline"], r["data"]
     kinds = "; ".join(f"{k}: model {m['by_kind'][k][1]:.1%} vs baseline {b['by_kind'][k][1]:.1%} "
                       f"({m['by_kind'][k][0]} characters)" for k in m["by_kind"])
@@ -143,16 +142,8 @@ def write_readme(out: Path, r: dict, config: Seq2SeqConfig, sums: dict) -> None:
         f"- **HSK test: exact match {m['exact_match']:.1%}, syllable accuracy {m['token_accuracy']:.2%}** "
         f"(most-frequent-reading baseline given the same data: {b['exact_match']:.1%}, {b['token_accuracy']:.2%})",
         f"- by kind of character: {kinds}",
-        f"- files: {size:.1f} MB in total",
-        "",
-        "## SHA-256 (also in `checksums.json`, verified by `course_lib.transformer.checkpoint.verify_checkpoint`)",
-        "",
-        "```",
-        *[f"{h}  {n}" for n, h in sums.items()],
-        "```",
-        "",
     ]
-    (out / "README.md").write_text("\n".join(lines), encoding="utf-8")
+    write_readme(out, lines, sums)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from course_lib.data import load_wikitext2                                                  # noqa: E402
 from course_lib.transformer import decoding                                                  # noqa: E402
-from course_lib.transformer.checkpoint import save_model, write_checksums                    # noqa: E402
+from course_lib.transformer.checkpoint import save_model, write_checksums, write_readme                   # noqa: E402
 from course_lib.transformer.gpt import GPT2Config, GPT2LMHeadModel                           # noqa: E402
 from course_lib.transformer.lm_data import (BlockBatches, encode_corpus, eval_batches, make_blocks,  # noqa: E402
                                             save_tokenizer, train_lm_tokenizer, unigram_cross_entropy)
@@ -137,13 +137,12 @@ def main(argv=None) -> int:
               "valid_tokens": n_tokens, "train_tokens": len(train_ids), "samples": samples}
     (out / "history.json").write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     sums = write_checksums(out)
-    write_readme(out, record, config, sums)
+    write_model_card(out, record, config, sums)
     print(f"wrote {out} in {seconds:.0f} s", flush=True)
     return 0
 
 
-def write_readme(out: Path, r: dict, config: GPT2Config, sums: dict) -> None:
-    size = sum((out / n).stat().st_size for n in sums) / 1e6
+def write_model_card(out: Path, r: dict, config: GPT2Config, sums: dict) -> None:
     lines = [
         f"# {out.name}: a tiny GPT-2 trained on WikiText-2",
         "",
@@ -166,19 +165,9 @@ def write_readme(out: Path, r: dict, config: GPT2Config, sums: dict) -> None:
         f"{math.exp(r['unigram_loss']):.1f}",
         f"- loss on the first {r['eval_slice_blocks']} valid blocks (what the notebook re-computes): "
         f"{r['eval_slice_loss']:.4f}",
-        f"- files: {size:.1f} MB in total",
-        "",
-        "## SHA-256 (also in `checksums.json`, verified by `course_lib.transformer.checkpoint.verify_checkpoint`)",
-        "",
-        "```",
-        *[f"{h}  {n}" for n, h in sums.items()],
-        "```",
-        "",
-        "## Samples (temperature 0.8, top-k 50, seeded)",
-        "",
-        *[f"```\n{s}\n```\n" for s in r["samples"]],
     ]
-    (out / "README.md").write_text("\n".join(lines), encoding="utf-8")
+    samples = ["## Samples (temperature 0.8, top-k 50, seeded)", "", *[f"```\n{s}\n```\n" for s in r["samples"]]]
+    write_readme(out, lines, sums, after=samples)
 
 
 if __name__ == "__main__":

@@ -27,17 +27,15 @@ trained well; the trainer stops with a clear error if the loss stops being finit
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 
 from .config import FastTextConfig
 from .pairs import skipgram_pairs
 from .vectors import WordVectors
-from .vocab import Vocab, subsample
-from .word2vec_numpy import init_vectors, linear_lr
-from .word2vec_torch import (draw_negatives, negative_sampling_update, run_window_epochs,
+from .vocab import Vocab
+from .word2vec_numpy import init_vectors
+from .word2vec_torch import (draw_negatives, negative_sampling_update, run_pair_epochs, run_window_epochs,
                             window_negative_sampling_update)
 
 
@@ -197,30 +195,18 @@ def train_fasttext(sentences: list[list[str]], cfg: FastTextConfig, batch_size: 
     keep = vocab.keep_probs(cfg.sample)
     cum = torch.from_numpy(vocab.cum_table(cfg.ns_exponent)).to(device)
     if chunk_len:
-        def step_fn(tokens, mask, neg, lr, need_loss):
+        def window_step(tokens, mask, neg, lr, need_loss):
             return fasttext_step_windows(emb, w_out, table, lengths, tokens, mask, neg, lr, cfg.negative,
                                          need_loss)
-        losses, seconds = run_window_epochs(step_fn, ids, sent, keep, cum, cfg, rng, gen, batch_size,
+        losses, seconds = run_window_epochs(window_step, ids, sent, keep, cum, cfg, rng, gen, batch_size,
                                             chunk_len, shared_negatives, log_every, loss_every)
-        return _fasttext_vectors(emb, table_np, lengths_np, vocab, cfg, losses, seconds, len(ids))
-    losses, step, start = [], 0, time.perf_counter()
-    for epoch in range(cfg.epochs):
-        e_ids, e_sent = subsample(ids, sent, keep, rng)
-        c, o = skipgram_pairs(e_ids, e_sent, cfg.window, rng)
-        perm = rng.permutation(len(c))
-        c, o = torch.from_numpy(c[perm]).to(device), torch.from_numpy(o[perm]).to(device)
-        n_batches = max(1, -(-len(c) // batch_size))
-        for b in range(n_batches):
-            cb, ob = c[b * batch_size:(b + 1) * batch_size], o[b * batch_size:(b + 1) * batch_size]
+    else:
+        def pair_step(cb, ob, lr, need_loss):
             neg = draw_negatives(cum, (len(cb), cfg.negative), gen)
-            lr = linear_lr(cfg, (epoch + b / n_batches) / cfg.epochs)
-            loss = fasttext_step(emb, w_out, table, lengths, cb, ob, neg, lr)
-            step += 1
-            if step % loss_every == 0:
-                losses.append(loss / len(cb))
-            if log_every and step % log_every == 0:
-                print(f"epoch {epoch}  step {step:6d}  loss {np.mean(losses[-max(1, log_every // loss_every):]):.2f}")
-    return _fasttext_vectors(emb, table_np, lengths_np, vocab, cfg, losses, time.perf_counter() - start, len(ids))
+            return fasttext_step(emb, w_out, table, lengths, cb, ob, neg, lr)
+        losses, seconds = run_pair_epochs(pair_step, skipgram_pairs, ids, sent, keep, cfg, rng, device,
+                                          batch_size, 1, log_every, loss_every)
+    return _fasttext_vectors(emb, table_np, lengths_np, vocab, cfg, losses, seconds, len(ids))
 
 
 def _fasttext_vectors(emb, table_np, lengths_np, vocab, cfg, losses, seconds, n_tokens) -> FastTextVectors:

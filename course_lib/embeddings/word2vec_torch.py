@@ -273,52 +273,65 @@ def train_word2vec(sentences: list[list[str]], cfg: Word2VecConfig, batch_size: 
     ids, sent = vocab.encode(sentences)
     keep = vocab.keep_probs(cfg.sample)
     cum = torch.from_numpy(vocab.cum_table(cfg.ns_exponent)).to(device)
-    losses, step, start = [], 0, time.perf_counter()
     if cfg.sg and chunk_len:
-        def step_fn(tokens, mask, neg, lr, need_loss):
+        def window_step(tokens, mask, neg, lr, need_loss):
             return sgns_step_windows(w_in, w_out, tokens, mask, neg, lr, cfg.negative, need_loss)
-        losses, seconds = run_window_epochs(step_fn, ids, sent, keep, cum, cfg, rng, gen, batch_size,
+        losses, seconds = run_window_epochs(window_step, ids, sent, keep, cum, cfg, rng, gen, batch_size,
                                             chunk_len, shared_negatives, log_every, loss_every)
-        return WordVectors(vocab.index_to_key, w_in.cpu().numpy(), counts=vocab.counts, losses=losses,
-                           seconds=seconds, words=len(ids) * cfg.epochs)
+    else:
+        if cfg.sg and group_size and batch_size % group_size:
+            raise ValueError(f"batch_size {batch_size} must be a multiple of group_size {group_size}")
+
+        def pair_step(cb, ob, lr, need_loss):
+            if cfg.sg and group_size:
+                neg = draw_negatives(cum, (len(cb) // group_size, shared_negatives), gen)
+                return sgns_step_shared(w_in, w_out, cb, ob, neg, lr, cfg.negative, need_loss=need_loss)
+            neg = draw_negatives(cum, (len(cb), cfg.negative), gen)
+            if cfg.sg:
+                return sgns_step(w_in, w_out, cb, ob, neg, lr)
+            return cbow_step(w_in, w_out, cb, ob, neg, lr, cfg.cbow_mean)
+        examples = skipgram_pairs if cfg.sg else cbow_windows
+        losses, seconds = run_pair_epochs(pair_step, examples, ids, sent, keep, cfg, rng, device, batch_size,
+                                          group_size if cfg.sg else 1, log_every, loss_every)
+    return WordVectors(vocab.index_to_key, w_in.cpu().numpy(), counts=vocab.counts, losses=losses,
+                       seconds=seconds, words=len(ids) * cfg.epochs)
+
+
+def _log(epoch: int, step: int, losses: list, log_every: int, loss_every: int) -> None:
+    if log_every and step % log_every == 0:
+        print(f"epoch {epoch}  step {step:6d}  loss {np.mean(losses[-max(1, log_every // loss_every):]):.2f}")
+
+
+def run_pair_epochs(step_fn, examples, ids: np.ndarray, sent: np.ndarray, keep: np.ndarray, cfg,
+                    rng: np.random.Generator, device, batch_size: int, multiple: int = 1,
+                    log_every: int = 0, loss_every: int = 1) -> tuple[list, float]:
+    """The training loop over shuffled examples, shared by skip-gram, CBOW and FastText.
+
+    Each epoch sub-samples the corpus, builds its examples with
+    ``examples(ids, sent, cfg.window, rng)`` (:func:`skipgram_pairs` or :func:`cbow_windows`),
+    shuffles them, keeps a multiple of ``multiple`` and hands batches of ``batch_size`` to
+    ``step_fn(centres, targets, lr, need_loss) -> summed loss``.
+    Returns the recorded mean losses per example and the training time in seconds.
+    """
+    losses, step, start = [], 0, time.perf_counter()
     for epoch in range(cfg.epochs):
         e_ids, e_sent = subsample(ids, sent, keep, rng)
-        if cfg.sg:
-            c, o = skipgram_pairs(e_ids, e_sent, cfg.window, rng)
-        else:
-            c, o = cbow_windows(e_ids, e_sent, cfg.window, rng)
+        c, o = examples(e_ids, e_sent, cfg.window, rng)
         perm = rng.permutation(len(c))
-        c, o = torch.from_numpy(c[perm]).to(device), torch.from_numpy(o[perm]).to(device)
-        if cfg.sg and group_size:
-            n_keep = len(c) // group_size * group_size           # whole groups only
-            c, o = c[:n_keep], o[:n_keep]
-            if batch_size % group_size:
-                raise ValueError(f"batch_size {batch_size} must be a multiple of group_size {group_size}")
+        n_keep = len(c) // max(1, multiple) * max(1, multiple)   # whole groups only
+        c, o = torch.from_numpy(c[perm][:n_keep]).to(device), torch.from_numpy(o[perm][:n_keep]).to(device)
         n_batches = max(1, -(-len(c) // batch_size))
         for b in range(n_batches):
             cb, ob = c[b * batch_size:(b + 1) * batch_size], o[b * batch_size:(b + 1) * batch_size]
             lr = linear_lr(cfg, (epoch + b / n_batches) / cfg.epochs)
-            if cfg.sg and group_size:
-                neg = draw_negatives(cum, (len(cb) // group_size, shared_negatives), gen)
-                loss = sgns_step_shared(w_in, w_out, cb, ob, neg, lr, cfg.negative,
-                                        need_loss=(step + 1) % loss_every == 0)
-            elif cfg.sg:
-                neg = draw_negatives(cum, (len(cb), cfg.negative), gen)
-                loss = sgns_step(w_in, w_out, cb, ob, neg, lr)
-            else:
-                neg = draw_negatives(cum, (len(cb), cfg.negative), gen)
-                loss = cbow_step(w_in, w_out, cb, ob, neg, lr, cfg.cbow_mean)
+            loss = step_fn(cb, ob, lr, (step + 1) % loss_every == 0)
             step += 1
             if step % loss_every == 0:
                 losses.append(loss / len(cb))
-            if log_every and step % log_every == 0:
-                print(f"epoch {epoch}  step {step:6d}  loss {np.mean(losses[-max(1, log_every // loss_every):]):.2f}")
-    if device.type == "cuda":
+            _log(epoch, step, losses, log_every, loss_every)
+    if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    return WordVectors(vocab.index_to_key, w_in.cpu().numpy(), counts=vocab.counts, losses=losses,
-                       seconds=seconds, words=len(ids) * cfg.epochs)
-
+    return losses, time.perf_counter() - start
 
 
 def run_window_epochs(step_fn, ids: np.ndarray, sent: np.ndarray, keep: np.ndarray, cum: torch.Tensor,
@@ -356,8 +369,7 @@ def run_window_epochs(step_fn, ids: np.ndarray, sent: np.ndarray, keep: np.ndarr
                         f"training diverged at epoch {epoch}, step {step} (loss {losses[-1]}): rows shared by "
                         f"many words of one batch add up too many stale updates; lower batch_size "
                         f"(now {batch_size}) or alpha (now {cfg.alpha})")
-            if log_every and step % log_every == 0:
-                print(f"epoch {epoch}  step {step:6d}  loss {np.mean(losses[-max(1, log_every // loss_every):]):.2f}")
+            _log(epoch, step, losses, log_every, loss_every)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return losses, time.perf_counter() - start

@@ -23,7 +23,7 @@ from torch import nn
 
 from ..data import ChecksumError
 
-__all__ = ["CHECKPOINTS", "checkpoint_path", "sha256_file", "save_model", "load_model", "write_checksums",
+__all__ = ["CHECKPOINTS", "checkpoint_path", "sha256_file", "save_model", "load_model", "write_checksums", "write_readme",
            "verify_checkpoint"]
 
 CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"      # <repo>/checkpoints
@@ -97,6 +97,16 @@ def write_checksums(folder: str | Path) -> dict[str, str]:
             if p.is_file() and p.name not in _UNCHECKED}
     (folder / "checksums.json").write_text(json.dumps(sums, indent=1) + "\n", encoding="utf-8")
     return sums
+
+
+def write_readme(folder: str | Path, lines: list[str], sums: dict[str, str], after: list[str] = ()) -> None:
+    """Write ``README.md``: ``lines``, the checkpoint's size, its SHA-256 list, then ``after``."""
+    folder = Path(folder)
+    size = sum((folder / n).stat().st_size for n in sums) / 1e6
+    text = [*lines, f"- files: {size:.1f} MB in total", "",
+            "## SHA-256 (also in `checksums.json`, verified by `course_lib.transformer.checkpoint.verify_checkpoint`)",
+            "", "```", *[f"{h}  {n}" for n, h in sums.items()], "```", "", *after]
+    (folder / "README.md").write_text("\n".join(text), encoding="utf-8")
 
 
 def verify_checkpoint(folder: str | Path) -> dict[str, str]:
