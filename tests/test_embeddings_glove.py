@@ -28,6 +28,7 @@ def test_cooccurrence_matches_loop(rng):
                     ref[(s[i], s[j])] += 1.0 / abs(i - j)
     got = {(int(r), int(c)): v for r, c, v in zip(rows, cols, vals)}
     assert got.keys() == ref.keys()
+    assert rows.dtype == cols.dtype == np.int64 and np.all(np.diff(rows * 7 + cols) > 0)  # sorted, unique
     assert all(abs(got[k] - ref[k]) < 1e-12 for k in ref)
     with pytest.raises(ValueError, match="window"):
         glove.cooccurrence(ids, sent, 7, window=0)
