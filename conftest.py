@@ -1,17 +1,19 @@
 """Test-session set-up shared by unit tests and nbval (both collected from the repo root).
 
-* Offline: Hugging Face libraries are told to stay offline, and any attempt to
-  connect a socket to a non-loopback address fails the test that made it
-  (loopback stays open: nbval talks to its Jupyter kernel over 127.0.0.1).
+* Offline: Hugging Face libraries are told to stay offline, and any attempt to reach a
+  non-loopback address (connect, UDP sendto, DNS) fails, in the test process and in every Python
+  process it starts: notebook kernels and subprocesses get the guard through
+  ``tools/offline/sitecustomize.py`` on ``PYTHONPATH`` (loopback stays open: nbval talks to its
+  Jupyter kernel over 127.0.0.1).
 * Each notebook's total run time is printed at the end, and a notebook over the
   budget (90 s on a 2-core CPU) fails the run.
 """
 from __future__ import annotations
 
-import ipaddress
 import os
-import socket
+import sys
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 
@@ -20,57 +22,26 @@ for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
 
 NOTEBOOK_BUDGET_S = float(os.environ.get("NOTEBOOK_BUDGET_S", "90"))
 
+# The guard lives in tools/offline/: netguard.py patches socket; sitecustomize.py applies it at the
+# start-up of every Python process that inherits this environment (notebook kernels, subprocesses).
+_GUARD_DIR = str(Path(__file__).resolve().parent / "tools" / "offline")
+sys.path.insert(0, _GUARD_DIR)
+import netguard  # noqa: E402
 
-class NetworkAccessError(RuntimeError):
-    """Raised when code under test tries to reach the network."""
-
-
-def _is_local(address) -> bool:
-    if isinstance(address, (str, bytes)):          # AF_UNIX path
-        return True
-    host = address[0]
-    if host in ("localhost", "", None):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-_real_connect = socket.socket.connect
-_real_connect_ex = socket.socket.connect_ex
-_real_getaddrinfo = socket.getaddrinfo
-
-
-def _guarded_connect(self, address):
-    if not _is_local(address):
-        raise NetworkAccessError(f"network access attempted: connect to {address!r}")
-    return _real_connect(self, address)
-
-
-def _guarded_connect_ex(self, address):
-    if not _is_local(address):
-        raise NetworkAccessError(f"network access attempted: connect to {address!r}")
-    return _real_connect_ex(self, address)
-
-
-def _guarded_getaddrinfo(host, *args, **kwargs):
-    if not _is_local((host,)):
-        raise NetworkAccessError(f"network access attempted: DNS lookup of {host!r}")
-    return _real_getaddrinfo(host, *args, **kwargs)
+NetworkAccessError = netguard.NetworkAccessError
+os.environ[netguard.ENV_FLAG] = "1"
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [_GUARD_DIR] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != _GUARD_DIR])
+netguard.install()
 
 
 def pytest_configure(config):
-    socket.socket.connect = _guarded_connect
-    socket.socket.connect_ex = _guarded_connect_ex
-    socket.getaddrinfo = _guarded_getaddrinfo
+    netguard.install()
     config._nb_durations = defaultdict(float)
 
 
 def pytest_unconfigure(config):
-    socket.socket.connect = _real_connect
-    socket.socket.connect_ex = _real_connect_ex
-    socket.getaddrinfo = _real_getaddrinfo
+    netguard.uninstall()
 
 
 def pytest_runtest_logreport(report):

@@ -81,3 +81,30 @@ def write_json(path, report: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2))
+
+
+def show_source(obj, lines: tuple[int, int] | None = None) -> None:
+    """Print the source code of a ``course_lib`` function, class or method, so a notebook shows the
+    code it teaches, read from the real object (it cannot drift from what the tests check).
+
+    Parameters
+    ----------
+    obj : function, class or method
+    lines : (first, last), optional
+        Print only these lines of the object's source (1-based, inclusive), e.g. to skip a long docstring.
+    """
+    import inspect
+    try:
+        source = inspect.getsource(obj)
+    except (TypeError, OSError) as err:
+        raise TypeError(f"show_source needs a Python function, class or method defined in a file, "
+                        f"got {type(obj).__name__}: {err}") from None
+    text = source.rstrip("\n").split("\n")
+    if lines is not None:
+        first, last = lines
+        if not (1 <= first <= last):
+            raise ValueError(f"lines={lines} must be (first, last) with 1 <= first <= last")
+        text = text[first - 1:last]
+    module = getattr(obj, "__module__", "?")
+    print(f"# {module}.{getattr(obj, '__qualname__', getattr(obj, '__name__', '?'))}")
+    print("\n".join(text))

@@ -3,9 +3,11 @@
 Usage: python tools/run_notebooks.py [NOTEBOOK_OR_FOLDER ...]   (default: notebooks/)
 Runs each notebook top to bottom in its own folder with the current Python,
 prints its duration, and writes the outputs back into the .ipynb file.
+The kernels run under the offline guard (tools/offline/), as they do under the test command.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -14,6 +16,9 @@ import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
+GUARD_DIR = str(ROOT / "tools" / "offline")
+os.environ["COURSE_NETWORK_GUARD"] = "1"                      # kernels inherit this environment
+os.environ["PYTHONPATH"] = os.pathsep.join([GUARD_DIR] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
 
 
 def find_notebooks(args: list[str]) -> list[Path]:
