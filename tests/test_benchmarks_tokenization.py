@@ -13,9 +13,9 @@ def test_tokenization_benchmark_quick(capsys):
     spec.loader.exec_module(module)
     report = module.main(["--quick"])
     out = capsys.readouterr().out
-    assert "BPE train (whitespace)" in out and "WordPiece encode" in out
+    assert "BPE train (whitespace)" in out and "WordPiece encode" in out and "unspaced" in out
     expected = {f"{task}/{name}" for name in ("whitespace", "byte_level")
-                for task in ("bpe_train", "bpe_encode_warm", "bpe_encode_cold")} | {"wordpiece_encode"}
+                for task in ("bpe_train", "bpe_encode_warm", "bpe_encode_cold", "bpe_encode_unspaced")} | {"wordpiece_encode"}
     assert set(report["results"]) == expected
     for result in report["results"].values():
         assert result["agree"] is True

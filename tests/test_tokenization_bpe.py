@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,7 @@ from course_lib.tokenization import (BPEConfig, BPETokenizer, byte_level_alphabe
 from course_lib.tokenization.reference import (hf_merges, merge_agreement, sequence_agreement,
                                                to_hf_tokenizer, train_hf_bpe)
 
+ROOT = Path(__file__).resolve().parents[1]
 TRAIN_LINES = 4000          # ~0.45 MB of WikiText-2 train
 VALID_LINES = 600
 
@@ -159,7 +161,7 @@ def test_clear_errors_for_bad_input():
         BPETokenizer(BPEConfig(vocab_size=3)).train(["abcdef"])
     with pytest.raises(ValueError, match="call train"):
         BPETokenizer().encode("hello")
-    with pytest.raises(ValueError, match="iterable of texts"):
+    with pytest.raises(TypeError, match="iterable of texts"):
         BPETokenizer().train("one long string")
     with pytest.raises(ValueError, match="pre_tokenizer"):
         BPETokenizer(BPEConfig(pre_tokenizer="sentencepiece"))
@@ -168,7 +170,7 @@ def test_clear_errors_for_bad_input():
     tok = BPETokenizer(BPEConfig(vocab_size=10)).train(["ab ab"])
     with pytest.raises(ValueError, match="unknown token ids"):
         tok.decode([999])
-    with pytest.raises(ValueError, match="takes a str"):
+    with pytest.raises(TypeError, match="takes a str"):
         tok.encode(["ab"])
     with pytest.raises(ValueError, match="merge_agreement"):
         merge_agreement([], [])
@@ -197,3 +199,154 @@ def test_count_pairs_and_training_trace():
     tok = BPETokenizer(cfg).train(texts, trace=trace)
     assert [(a, b) for a, b, _ in trace] == tok.merges
     assert [n for _, _, n in trace][:5] == [9, 9, 7, 7, 6]      # counts never increase here
+
+
+# ---------------------------------------------------------------- fast encoding (merge queue)
+def _textbook_bpe(symbols, ranks):
+    """The O(n^2) loop the queue replaces: merge the lowest-rank pair (leftmost on ties), rescan."""
+    symbols = list(symbols)
+    while len(symbols) > 1:
+        pair_ranks = [ranks.get(p, float("inf")) for p in zip(symbols, symbols[1:])]
+        best = min(range(len(pair_ranks)), key=pair_ranks.__getitem__)
+        if pair_ranks[best] == float("inf"):
+            break
+        symbols[best:best + 2] = [symbols[best] + symbols[best + 1]]
+    return symbols
+
+
+@pytest.fixture(scope="module")
+def tiny_alphabet_bpe():
+    """Many merges over a 3-letter alphabet: long words hold many overlapping candidate pairs."""
+    r = random.Random(7)
+    texts = [" ".join("".join(r.choice("aab c") for _ in range(r.randint(5, 40))).split()) for _ in range(400)]
+    cfg = BPEConfig(vocab_size=200, special_tokens=["[UNK]"], unk_token="[UNK]")
+    return BPETokenizer(cfg).train(texts), train_hf_bpe(texts, cfg)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_random_strings_encode_like_tokenizers(tiny_alphabet_bpe, seed):
+    ours, hf = tiny_alphabet_bpe
+    assert ours.merges == hf_merges(hf) and len(ours.merges) > 150
+    r = random.Random(seed)
+    texts = ["".join(r.choice("abcz") for _ in range(r.randint(0, 60))) for _ in range(300)]     # short words
+    texts += ["".join(r.choice("aabc") for _ in range(r.randint(1000, 5000))) for _ in range(4)]  # unspaced
+    texts += ["ab" * 3000, "a" * 4001, "abc" * 1500 + "z" + "cba" * 1500]                          # repetitive
+    assert [ours.encode(t) for t in texts] == [e.ids for e in hf.encode_batch(texts)]
+    for t in texts[:100]:                       # the queue gives the textbook segmentation
+        if t:
+            assert ours.bpe(t) == _textbook_bpe([c if c in ours.vocab else "[UNK]" for c in t], ours.ranks)
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from course_lib.transformer.lm_data import load_tokenizer
+    return load_tokenizer(ROOT / "checkpoints" / "tiny_gpt")
+
+
+def _unspaced(kind: str, n: int, seed: int = 0) -> str:
+    import base64
+    r = random.Random(seed)
+    if kind == "base64":
+        return base64.b64encode(r.randbytes(n))[:n].decode()
+    if kind == "url":
+        return ("https://example.org/" + "".join(r.choice("abcdefghijklmnopqrstuvwxyz0123456789-_/.%?=&")
+                                                  for _ in range(n)))[:n]
+    if kind == "minified":
+        return ("function(a,b){return a.map(function(c){return c*b+1;});};var x=" * (n // 60 + 1))[:n]
+    return "".join(r.choice("etaoinshrdlu") for _ in range(n))            # one long "word" of letters
+
+
+def test_long_unspaced_strings_like_tokenizers(shipped):
+    hf = to_hf_tokenizer(shipped)
+    texts = [_unspaced(kind, 20_000, seed) for seed in range(2) for kind in ("base64", "url", "minified", "letters")]
+    r = random.Random(5)                              # and random mixed-script text around special tokens
+    pool = list("abcxyz ABC  0123.,;'\n\téüß北京東京😀🤖\u0301\u200b") + ["<|endoftext|>", "'s", "'ll", "  "]
+    texts += ["".join(r.choice(pool) for _ in range(r.randint(0, 80))) for _ in range(500)]
+    assert [shipped.encode(t) for t in texts] == [e.ids for e in hf.encode_batch(texts)]
+    assert all(shipped.decode(shipped.encode(t), skip_special_tokens=False) == t for t in texts)
+
+
+@pytest.mark.parametrize("kind", ["base64", "url", "minified", "letters"])
+def test_100kb_without_spaces_encodes_in_well_under_a_second(shipped, kind):
+    import time
+    text = _unspaced(kind, 100_000)
+    shipped._cache.clear()
+    start = time.process_time()                 # CPU time: not inflated by other jobs on the machine
+    ids = shipped.encode(text)
+    cpu = time.process_time() - start
+    assert cpu < 1.0, f"{kind}: {cpu:.2f} s of CPU for 100 kB"
+    assert len(ids) > 10_000 and shipped.decode(ids) == text
+
+
+def test_encoding_time_grows_like_n_log_n_not_n_squared(shipped):
+    import time
+    cpu = {}
+    for n in (25_000, 100_000):
+        text = _unspaced("letters", n, seed=3)
+        start = time.process_time()
+        shipped.encode(text)
+        cpu[n] = time.process_time() - start
+    assert cpu[100_000] / cpu[25_000] < 8        # quadratic would be 16, linear 4
+
+
+def test_word_cache_is_bounded(shipped):
+    from course_lib.tokenization.bpe_tokenizer import CACHE_MAX_WORD, CACHE_SIZE
+    tok = shipped.truncated(len(shipped.merges))
+    tok.encode(" ".join(f"w{i}" for i in range(CACHE_SIZE + 500)))        # more distinct words than fit
+    assert len(tok._cache) == CACHE_SIZE
+    tok.encode("x" * (CACHE_MAX_WORD + 1))
+    assert "x" * (CACHE_MAX_WORD + 1) not in tok._cache
+    assert tok.encode("hello world") == shipped.encode("hello world")
+
+
+SHIPPED_IDS = {   # encodings of the shipped tiny GPT tokenizer before the merge queue replaced the rescan loop
+    "The tiny GPT reads WikiText-2 .": [52, 258, 257, 3880, 377, 48, 52, 1890, 83, 374, 1027, 73, 52, 69, 1128, 13, 18,
+                                        272],
+    "Zürich's 北京 😀 <|endoftext|> end": [58, 128, 121, 82, 431, 7, 83, 221, 162, 235, 246, 161, 119, 106, 221, 173,
+                                           254, 247, 223, 221, 0, 788],
+    "  two  spaces\n": [221, 568, 221, 467, 1760, 199],
+}
+
+
+def test_shipped_tiny_gpt_tokenizer_encodes_exactly_as_before(shipped):
+    import hashlib
+    import json
+    for text, ids in SHIPPED_IDS.items():
+        assert shipped.encode(text) == ids
+    valid = load_wikitext2("valid").splitlines()[:2000]
+    ids = [shipped.encode(v) for v in valid]
+    assert sum(map(len, ids)) == 165717
+    assert hashlib.sha256(json.dumps(ids).encode()).hexdigest() == \
+        "dcde4d227c5335aa0e58c3c7a9e3ef16aaca5314c7b904966abac99251cd15ef"
+
+
+# ---------------------------------------------------------------- byte-level parity details
+def test_byte_level_default_alphabet_round_trips():
+    """Without initial_alphabet a byte-level BPE still holds all 256 byte symbols (as tokenizers' ByteLevelBPE)."""
+    cfg = BPEConfig(vocab_size=300, pre_tokenizer="byte_level")
+    tok = BPETokenizer(cfg).train(["the the"])
+    assert cfg.alphabet() == byte_level_alphabet() and len(tok) == 256 + len(tok.merges)
+    for text in ["the hat", "Zürich 北京 😀", "\x00\t\n", ""]:
+        assert tok.decode(tok.encode(text)) == text
+    hf = train_hf_bpe(["the the"], cfg)
+    assert tok.vocab == hf.get_vocab() and tok.encode("the hat") == hf.encode("the hat").ids
+    explicit = BPETokenizer(BPEConfig(vocab_size=300, pre_tokenizer="byte_level", initial_alphabet=[]))
+    assert len(explicit.train(["the the"])) < 10                      # an explicit [] is respected
+
+
+@pytest.mark.parametrize("add_prefix_space", [True, False])
+def test_prefix_space_and_special_tokens_like_tokenizers(add_prefix_space, wikitext):
+    train, _ = wikitext
+    cfg = BPEConfig(vocab_size=600, min_frequency=2, special_tokens=["<|endoftext|>", "<pad>"],
+                    pre_tokenizer="byte_level", add_prefix_space=add_prefix_space)
+    ours, hf = BPETokenizer(cfg).train(train[:800] + [""]), train_hf_bpe(train[:800] + [""], cfg)
+    assert ours.merges == hf_merges(hf) and ours.vocab == hf.get_vocab()
+    eot = "<|endoftext|>"
+    texts = ["", " ", "  ", eot, eot + eot, f"a{eot}b", f"a {eot} b", f"{eot} hi", f"hi{eot}", f"{eot}<pad>{eot}",
+             f"The cat{eot}The dog", f" leading{eot}  two", "<|endoftext", f"x{eot}", "\n" + eot + "\n"]
+    for text in texts:
+        assert ours.tokenize(text) == hf.encode(text).tokens, text
+        ids = ours.encode(text)
+        assert ours.decode(ids, skip_special_tokens=False) == hf.decode(ids, skip_special_tokens=False)
+        assert ours.decode(ids) == hf.decode(ids)
+    assert ours.encode("") == [] and len(ours.encode(eot + eot)) == 2

@@ -77,5 +77,109 @@ def test_clear_errors(tmp_path):
     tok = WordPieceTokenizer.from_pretrained(minilm_path())
     with pytest.raises(ValueError, match="unknown token ids"):
         tok.decode([10 ** 6])
-    with pytest.raises(ValueError, match="takes a str"):
+    with pytest.raises(TypeError, match="takes a str"):
         tok.tokenize(None)
+
+
+SPECIAL_TEXTS = ["a[SEP]b", "[MASK]", "[CLS]", "[PAD]", "[UNK]", "x [MASK] y", "[mask] [Mask]", "[SEP][SEP]",
+                 "[[SEP]]", "[CLS]hello[SEP]world[PAD][PAD]", "don't [MASK]!", "[SE P] [SEP", "北[MASK]京",
+                 " [UNK] ", "naïve[SEP]café"]
+
+
+@pytest.mark.parametrize("text", SPECIAL_TEXTS)
+def test_special_tokens_in_the_text_stay_single_tokens(tokenizers, text):
+    ours, hf = tokenizers
+    ids = ours.encode(text)
+    assert ids == hf(text)["input_ids"]
+    assert ours.tokenize(text) == hf.tokenize(text)
+    assert ours.decode(ids, skip_special_tokens=False) == hf.decode(ids, skip_special_tokens=False)
+    assert ours.decode(ids) == hf.decode(ids, skip_special_tokens=True)
+
+
+def test_special_token_examples(tokenizers):
+    ours, _ = tokenizers
+    assert ours.tokenize("a[SEP]b") == ["a", "[SEP]", "b"]
+    assert ours.tokenize("[mask]") == ["[", "mask", "]"]                # case-sensitive, like HF
+    assert ours.encode("[MASK]", add_special_tokens=False) == [ours.vocab["[MASK]"]] == [103]
+
+
+@pytest.mark.parametrize("text", ["\u0378", "a\u0378b", "x \u0378 y", "\U000e0080", "\U0003ffff z", "\u2fff",
+                                  "\ue000", "\U000f0000", "\u200b\u00ad\u2060", "\U000110cd",
+                                  "\u0890 \u166d \u1734 \U0002b820 \U0002b920"])
+def test_unassigned_and_version_dependent_code_points(tokenizers, text):
+    """Unassigned code points are kept (-> [UNK]); private use / format characters are dropped."""
+    ours, hf = tokenizers
+    assert ours.encode(text) == hf(text)["input_ids"]
+    if "\u0378" in text:
+        assert "[UNK]" in ours.tokenize(text)
+
+
+def _random_unicode_text(r):
+    pools = [
+        "abcdefghijklmnopqrstuvwxyz" * 3 + "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+        "       \t\n\r\u00a0\u2003\u3000\u2028\x0b\x85",
+        ".,;:!?'\"()[]{}<>-_/\\@#$%^&*+=~`|",
+        "áéíóúàèìòùâêîôûäëïöüçñßøåæœÁÉÍÓÚÇÑŠŽĞİıŁ",
+        "\u0300\u0301\u0302\u0303\u0308\u0327\u0340\u0344\u0345\u0670",        # combining marks
+        "αβγδεζηθικλμνξοπρστυφχψωΑΒΓΔΣΩάέήίόύώϊ",
+        "абвгдежзийклмнопрстуфхцчшщъыьэюяАБВГДЁЖ",
+        "ابتثجحخدذرزسشصضطظعغفقكلمنهوي،؟\u064b\u064f\u0650",
+        "अआइईउऊएऐओऔकखगघचछजझटठडढणतथदधनपफबभमयरलवशसह\u093f\u0940\u094d\u0902",
+        "กขคงจฉชซญดตถทนบปผพฟภมยรลวศษสหอฮ\u0e31\u0e34\u0e35\u0e47",
+        "的一是不了人我在有他这为之大来以个中上们北京東京欢迎你",
+        "あいうえおかきくけこアイウエオカキクケコ、。「」ー",
+        "가나다라마바사아자차카타파하한국어",
+        "😀😂🤖🎉👍🏽❤️✓☃★☆♥♪€£¥©®™°±×÷½²³",
+        "\x00\x01\x07\x1b\x7f\x9f\u200b\u200c\u200d\u200e\ufeff\ufffd\u00ad\u2060\ue000\uf8ff",
+        "ＡＢＣａｂｃ１２３！？ﬁﬂǄǅǆ",
+    ]
+    specials = ["[SEP]", "[CLS]", "[MASK]", "[PAD]", "[UNK]", "[mask]", "[SEP"]
+    parts = []
+    for _ in range(r.randint(0, 12)):
+        k = r.random()
+        if k < 0.08:
+            parts.append(r.choice(specials))
+        elif k < 0.15:                                    # any code point at all (not a surrogate)
+            cp = r.choice([r.randrange(0x80, 0x3400), r.randrange(0x10000, 0x110000)])
+            parts.append(chr(cp if not 0xD800 <= cp <= 0xDFFF else 0x378))
+        else:
+            pool = r.choice(pools)
+            parts.append("".join(r.choice(pool) for _ in range(r.randint(1, 8))))
+    return r.choice(["", " "]).join(parts)
+
+
+def test_random_unicode_strings_give_the_same_ids_as_minilm(tokenizers):
+    import random
+    ours, hf = tokenizers
+    r = random.Random(0)
+    texts = [_random_unicode_text(r) for _ in range(3000)]
+    theirs = hf(texts)["input_ids"]
+    mismatches = [(t, ours.tokenize(t), hf.convert_ids_to_tokens(i)) for t, i in zip(texts, theirs)
+                  if ours.encode(t) != i]
+    assert not mismatches, mismatches[:3]
+    assert sum("[UNK]" in ours.tokenize(t) for t in texts) > 100          # unknown characters did occur
+    assert sum(ours.vocab["[SEP]"] in ids[1:-1] for ids in theirs) > 50    # so did special tokens
+
+
+def test_unicode_tables_agree_with_tokenizers_on_sampled_code_points():
+    """Spot check of the stored tables (the full check of all 1.1M code points takes ~30 s)."""
+    import random
+    import unicodedata
+    from tokenizers import normalizers, pre_tokenizers
+    from course_lib.tokenization.wordpiece import _is_control, is_punctuation
+    from course_lib.tokenization.unicode_tables import MARKS, in_table
+    clean = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=False, strip_accents=False,
+                                       lowercase=False)
+    strip = normalizers.BertNormalizer(clean_text=False, handle_chinese_chars=False, strip_accents=True,
+                                       lowercase=False)
+    split = pre_tokenizers.BertPreTokenizer()
+    r = random.Random(1)
+    cps = [r.randrange(0x110000) for _ in range(4000)] + list(range(0x300, 0x380)) + list(range(0x2000, 0x2070))
+    for cp in cps:
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        ch = chr(cp)
+        assert _is_control(ch) == (clean.normalize_str(f"x{ch}y") == "xy"), hex(cp)
+        assert is_punctuation(ch) == (len(split.pre_tokenize_str(f"x{ch}y")) == 3), hex(cp)
+        if unicodedata.normalize("NFD", ch) == ch:
+            assert in_table(ch, MARKS) == (strip.normalize_str(f"x{ch}y") == "xy"), hex(cp)

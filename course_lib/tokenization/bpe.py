@@ -12,9 +12,8 @@ the pair $(a, b)$ occurs in the current segmentation of $w$.  Every merge adds o
 token to the vocabulary; training stops at ``vocab_size`` tokens, or when the best
 pair occurs fewer than ``min_frequency`` times.
 
-Encoding a new word replays the learned merges: among the adjacent pairs of the
-word, merge the one learned *earliest* (lowest rank), leftmost first, until no
-learned pair is left.
+Encoding a new word replays the learned merges, lowest rank first; that part, and
+the :class:`BPETokenizer` that holds a trained model, live in :mod:`.bpe_tokenizer`.
 
 Exact rules of ``tokenizers.trainers.BpeTrainer`` (``trainer.rs``) reproduced here:
 
@@ -40,15 +39,15 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import re
 import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-from .pretokenizers import byte_level_decode, pre_tokenize
+from .checks import check_bool, check_int, check_texts, check_token, check_token_list, check_word_counts
+from .pretokenizers import byte_level_alphabet, pre_tokenize
 
-__all__ = ["BPEConfig", "BPETokenizer", "count_words", "count_pairs", "train_bpe", "merge_word"]
+__all__ = ["BPEConfig", "count_words", "count_pairs", "train_bpe", "merge_word"]
 
 Pair = tuple[int, int]
 
@@ -58,22 +57,56 @@ class BPEConfig:
     """Settings of a BPE tokeniser, named like ``tokenizers`` (trainer, model, pre-tokenizer).
 
     ``BpeTrainer(**cfg.trainer_kwargs())`` and ``BPE(unk_token=cfg.unk_token)`` build the
-    Hugging Face equivalent (see :mod:`course_lib.tokenization.reference`).
+    Hugging Face equivalent (see :mod:`course_lib.tokenization.reference`).  Values are
+    checked when the config is made and again when a tokeniser uses it.
+
+    ``initial_alphabet=None`` (the default) means: all 256 byte symbols for ``byte_level``
+    (what ``tokenizers.ByteLevelBPETokenizer`` passes to its trainer, and what makes
+    ``decode(encode(text)) == text`` hold for every text), nothing for ``whitespace``.
+    An explicit list, even ``[]``, is used as given.
     """
     vocab_size: int = 30000             # stop when the vocabulary has this many tokens
     min_frequency: int = 0              # stop when the best pair is rarer than this
     special_tokens: list[str] = field(default_factory=list)   # ids 0, 1, ... in this order
     limit_alphabet: int | None = None   # keep at most this many initial characters
-    initial_alphabet: list[str] = field(default_factory=list)  # characters always kept
+    initial_alphabet: list[str] | None = None  # characters always kept (None: see above)
     max_token_length: int | None = None  # no merge may build a longer token (in characters)
     unk_token: str | None = None        # model: replaces characters outside the vocabulary
     pre_tokenizer: str = "whitespace"   # "whitespace" or "byte_level"
     add_prefix_space: bool = False      # byte_level only: prepend " " to each text
 
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> "BPEConfig":
+        """Raise ``TypeError`` / ``ValueError`` naming the first setting that is not allowed."""
+        check_int(self.vocab_size, "BPEConfig.vocab_size", minimum=1)
+        check_int(self.min_frequency, "BPEConfig.min_frequency", minimum=0)
+        check_token_list(self.special_tokens, "BPEConfig.special_tokens")
+        check_int(self.limit_alphabet, "BPEConfig.limit_alphabet", minimum=0, allow_none=True)
+        if self.initial_alphabet is not None:
+            check_token_list(self.initial_alphabet, "BPEConfig.initial_alphabet")
+            long = [c for c in self.initial_alphabet if len(c) != 1]
+            if long:
+                raise ValueError(f"BPEConfig.initial_alphabet holds single characters, got {long[:3]}; "
+                                 f"write list('abc') for the characters of a string")
+        check_int(self.max_token_length, "BPEConfig.max_token_length", minimum=1, allow_none=True)
+        check_token(self.unk_token, "BPEConfig.unk_token", allow_none=True)
+        if self.pre_tokenizer not in ("whitespace", "byte_level"):
+            raise ValueError(f"pre_tokenizer must be 'whitespace' or 'byte_level', got {self.pre_tokenizer!r}")
+        check_bool(self.add_prefix_space, "BPEConfig.add_prefix_space")
+        return self
+
+    def alphabet(self) -> list[str]:
+        """The characters always kept: ``initial_alphabet``, or its default (see the class docstring)."""
+        if self.initial_alphabet is None:
+            return byte_level_alphabet() if self.pre_tokenizer == "byte_level" else []
+        return list(self.initial_alphabet)
+
     def trainer_kwargs(self) -> dict:
         """Keyword arguments for ``tokenizers.trainers.BpeTrainer``."""
         kw = {"vocab_size": self.vocab_size, "min_frequency": self.min_frequency,
-              "special_tokens": list(self.special_tokens), "initial_alphabet": list(self.initial_alphabet),
+              "special_tokens": list(self.special_tokens), "initial_alphabet": self.alphabet(),
               "show_progress": False}
         if self.limit_alphabet is not None:
             kw["limit_alphabet"] = self.limit_alphabet
@@ -82,8 +115,16 @@ class BPEConfig:
         return kw
 
 
+def _check_config(cfg, where: str) -> BPEConfig:
+    if not isinstance(cfg, BPEConfig):
+        raise TypeError(f"{where} takes a BPEConfig, got {type(cfg).__name__}; build one with BPEConfig(...)")
+    return cfg.validate()
+
+
 def count_words(texts: Iterable[str], cfg: BPEConfig) -> Counter:
     """Word-frequency dictionary ``{word: count}`` of pre-tokenised ``texts`` (one text = one sequence)."""
+    texts = check_texts(texts, "count_words()")
+    cfg = _check_config(cfg, "count_words()")
     counts: Counter = Counter()
     for text in texts:
         counts.update(pre_tokenize(text, cfg.pre_tokenizer, cfg.add_prefix_space))
@@ -92,6 +133,7 @@ def count_words(texts: Iterable[str], cfg: BPEConfig) -> Counter:
 
 def count_pairs(word_counts: Mapping[str, int]) -> Counter:
     """Adjacent character pairs of every word, weighted by word frequency (step 0 of training)."""
+    check_word_counts(word_counts, "count_pairs()")
     pairs: Counter = Counter()
     for word, n in word_counts.items():
         for pair in zip(word, word[1:]):
@@ -107,6 +149,8 @@ def merge_word(symbols: list[int], a: int, b: int, new: int, lengths: list[int],
     merge in this one word (the merged pair itself is not reported).  ``lengths[id]``
     is the token length in characters, used only for ``max_token_length``.
     """
+    if not isinstance(symbols, list):
+        raise TypeError(f"merge_word() edits symbols in place, so it takes a list, got {type(symbols).__name__}")
     changes = []
     i = 0
     while i < len(symbols):
@@ -131,7 +175,7 @@ def _initial_alphabet(word_counts: Mapping[str, int], cfg: BPEConfig) -> list[st
     for word, n in word_counts.items():
         for ch in word:
             freq[ch] += n
-    for ch in cfg.initial_alphabet:
+    for ch in cfg.alphabet():
         freq[ch] = sys.maxsize                      # "always keep" (usize::MAX in Rust)
     kept = list(freq)
     if cfg.limit_alphabet is not None and len(kept) > cfg.limit_alphabet:
@@ -155,6 +199,10 @@ def train_bpe(word_counts: Mapping[str, int], cfg: BPEConfig,
     vocab : dict token -> id (special tokens, alphabet, merged tokens)
     merges : list of (left, right) string pairs, in the order they were learned (rank)
     """
+    check_word_counts(word_counts, "train_bpe()")
+    cfg = _check_config(cfg, "train_bpe()")
+    if trace is not None and not isinstance(trace, list):
+        raise TypeError(f"trace must be a list (it receives the merges) or None, got {type(trace).__name__}")
     vocab: dict[str, int] = {}
     tokens: list[str] = []                          # id -> token string
 
@@ -223,128 +271,9 @@ def train_bpe(word_counts: Mapping[str, int], cfg: BPEConfig,
     return vocab, merges
 
 
-class BPETokenizer:
-    """A trained (or loaded) BPE tokeniser: ``train`` / ``tokenize`` / ``encode`` / ``decode``.
-
-    Examples
-    --------
-    >>> tok = BPETokenizer(BPEConfig(vocab_size=40)).train(["low lower lowest newer wider"] * 5)
-    >>> tok.tokenize("lowest")                  # doctest: +SKIP
-    """
-
-    def __init__(self, config: BPEConfig | None = None, vocab: dict[str, int] | None = None,
-                 merges: list[tuple[str, str]] | None = None):
-        self.config = config or BPEConfig()
-        if self.config.pre_tokenizer not in ("whitespace", "byte_level"):
-            raise ValueError(f"pre_tokenizer must be 'whitespace' or 'byte_level', "
-                             f"got {self.config.pre_tokenizer!r}")
-        self.vocab: dict[str, int] = {}
-        self.merges: list[tuple[str, str]] = []
-        if vocab is not None:
-            self._set_model(vocab, merges or [])
-
-    def _set_model(self, vocab: dict[str, int], merges: list[tuple[str, str]]) -> None:
-        unk = self.config.unk_token
-        if unk is not None and unk not in vocab:
-            raise ValueError(f"unk_token {unk!r} is not in the vocabulary; add it to special_tokens")
-        self.vocab, self.merges = dict(vocab), list(merges)
-        self.id_to_token = {i: t for t, i in self.vocab.items()}
-        self.ranks = {pair: r for r, pair in enumerate(self.merges)}   # earlier merge = lower rank
-        self._cache: dict[str, list[str]] = {}
-        specials = sorted(self.config.special_tokens, key=len, reverse=True)   # longest match first
-        self._special_re = re.compile("(" + "|".join(map(re.escape, specials)) + ")") if specials else None
-
-    # ------------------------------------------------------------------ training
-    def train(self, texts: Iterable[str], trace: list | None = None) -> "BPETokenizer":
-        """Learn vocabulary and merges from ``texts`` (like ``Tokenizer.train_from_iterator``).
-
-        ``trace`` (optional list) receives ``(left, right, count)`` for every merge.
-        """
-        if isinstance(texts, str):
-            raise ValueError("train() takes an iterable of texts (e.g. text.splitlines()), not one str")
-        if self.config.vocab_size < 1:
-            raise ValueError(f"vocab_size must be positive, got {self.config.vocab_size}")
-        vocab, merges = train_bpe(count_words(texts, self.config), self.config, trace)
-        self._set_model(vocab, merges)
-        return self
-
-    # ------------------------------------------------------------------ encoding
-    def _check_trained(self) -> None:
-        if not self.vocab:
-            raise ValueError("this BPETokenizer has no vocabulary yet: call train(texts) first "
-                             "(or pass vocab= and merges=)")
-
-    def bpe(self, word: str) -> list[str]:
-        """Segment one pre-tokenised word by replaying the merges, lowest rank (then leftmost) first."""
-        if word in self._cache:
-            return self._cache[word]
-        unk = self.config.unk_token
-        # characters outside the vocabulary become unk_token (or vanish if there is none)
-        symbols = [ch if ch in self.vocab else unk for ch in word if ch in self.vocab or unk is not None]
-        while len(symbols) > 1:
-            ranks = [self.ranks.get(pair, sys.maxsize) for pair in zip(symbols, symbols[1:])]
-            best = min(range(len(ranks)), key=ranks.__getitem__)       # leftmost lowest rank
-            if ranks[best] == sys.maxsize:
-                break
-            symbols[best:best + 2] = [symbols[best] + symbols[best + 1]]
-        self._cache[word] = symbols
-        return symbols
-
-    def tokenize(self, text: str) -> list[str]:
-        """Text -> token strings (special tokens written in the text are kept whole)."""
-        self._check_trained()
-        if not isinstance(text, str):
-            raise ValueError(f"tokenize() takes a str, got {type(text).__name__}")
-        out: list[str] = []
-        pieces = self._special_re.split(text) if self._special_re else [text]
-        for k, piece in enumerate(pieces):
-            if k % 2 == 1:                          # odd pieces are the special-token matches
-                out.append(piece)
-                continue
-            for word in pre_tokenize(piece, self.config.pre_tokenizer, self.config.add_prefix_space):
-                out.extend(self.bpe(word))
-        return out
-
-    def encode(self, text: str) -> list[int]:
-        """Text -> token ids."""
-        return [self.vocab[t] for t in self.tokenize(text)]
-
-    def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:
-        """Token ids -> text, like ``tokenizers`` ``decode``.
-
-        ``whitespace`` models have no decoder: tokens are joined by single spaces (the
-        word boundaries were thrown away by pre-tokenisation).  ``byte_level`` models
-        map the characters back to bytes, so ``decode(encode(text)) == text``.
-        """
-        self._check_trained()
-        special = set(self.config.special_tokens)
-        bad = [i for i in ids if i not in self.id_to_token]
-        if bad:
-            raise ValueError(f"unknown token ids {bad[:5]} (vocabulary has {len(self.vocab)} ids)")
-        toks = [self.id_to_token[i] for i in ids]
-        if skip_special_tokens:
-            toks = [t for t in toks if t not in special]
-        if self.config.pre_tokenizer == "byte_level":
-            return byte_level_decode(toks)
-        return " ".join(toks)
-
-    def truncated(self, n_merges: int) -> "BPETokenizer":
-        """The tokeniser made of the first ``n_merges`` merges (= training with a smaller ``vocab_size``).
-
-        Training is greedy, so stopping earlier gives exactly a prefix of the merge list.
-        """
-        self._check_trained()
-        if not 0 <= n_merges <= len(self.merges):
-            raise ValueError(f"n_merges must be in [0, {len(self.merges)}], got {n_merges}")
-        merges = self.merges[:n_merges]
-        keep = set(self.vocab) - {a + b for a, b in self.merges[n_merges:]} | {a + b for a, b in merges}
-        vocab = {t: i for t, i in self.vocab.items() if t in keep}
-        cfg = BPEConfig(**{**self.config.__dict__, "vocab_size": len(vocab)})
-        return BPETokenizer(cfg, vocab=vocab, merges=merges)
-
-    def __len__(self) -> int:
-        return len(self.vocab)
-
-    def __repr__(self) -> str:
-        return (f"BPETokenizer(vocab={len(self.vocab)}, merges={len(self.merges)}, "
-                f"pre_tokenizer={self.config.pre_tokenizer!r})")
+def __getattr__(name: str):
+    """``from course_lib.tokenization.bpe import BPETokenizer`` keeps working (it lives in ``bpe_tokenizer``)."""
+    if name in ("BPETokenizer", "apply_merges"):
+        from . import bpe_tokenizer
+        return getattr(bpe_tokenizer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

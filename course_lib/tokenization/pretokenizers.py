@@ -30,6 +30,8 @@ from functools import lru_cache
 
 import regex
 
+from .checks import check_bool, check_text
+
 __all__ = ["whitespace_split", "bytes_to_unicode", "byte_level_alphabet", "byte_level_split",
            "byte_level_decode", "PRE_TOKENIZERS", "pre_tokenize"]
 
@@ -48,6 +50,7 @@ def whitespace_split(text: str) -> list[str]:
     >>> whitespace_split("Hello, world!  It's 3.5 km")
     ['Hello', ',', 'world', '!', 'It', "'", 's', '3', '.', '5', 'km']
     """
+    check_text(text, "whitespace_split()")
     return _WHITESPACE_RE.findall(text)
 
 
@@ -71,6 +74,12 @@ def bytes_to_unicode() -> dict[int, str]:
     return mapping
 
 
+@lru_cache(maxsize=1)
+def _byte_translation() -> dict[int, str]:
+    """``str.translate`` table: character ``chr(b)`` (byte ``b`` read as Latin-1) -> ``bytes_to_unicode()[b]``."""
+    return {b: c for b, c in bytes_to_unicode().items()}
+
+
 def byte_level_alphabet() -> list[str]:
     """The 256 characters of the byte-level alphabet (= ``ByteLevel.alphabet()``), sorted."""
     return sorted(bytes_to_unicode().values())
@@ -81,11 +90,21 @@ def byte_level_split(text: str, add_prefix_space: bool = False) -> list[str]:
 
     >>> byte_level_split("Hello world!")
     ['Hello', 'Ġworld', '!']
+
+    ``add_prefix_space`` prepends a space to a *non-empty* text that does not start
+    with one (``tokenizers`` leaves ``""`` empty), so ``""`` gives ``[]`` either way.
     """
-    if add_prefix_space and not text.startswith(" "):
+    check_text(text, "byte_level_split()")
+    check_bool(add_prefix_space, "add_prefix_space")
+    if add_prefix_space and text and not text.startswith(" "):
         text = " " + text
-    table = bytes_to_unicode()
-    return ["".join(table[b] for b in piece.encode("utf-8")) for piece in _GPT2_RE.findall(text)]
+    table = _byte_translation()
+    try:       # bytes -> one Latin-1 character per byte -> GPT-2's printable character
+        return [piece.encode("utf-8").decode("latin-1").translate(table) for piece in _GPT2_RE.findall(text)]
+    except UnicodeEncodeError as err:
+        bad = err.object[err.start]
+        raise ValueError(f"text holds U+{ord(bad):04X}, a lone surrogate that has no UTF-8 bytes; clean the "
+                         f"text first, e.g. text.encode('utf-8', 'replace').decode('utf-8')") from None
 
 
 def byte_level_decode(tokens: list[str]) -> str:
@@ -94,6 +113,12 @@ def byte_level_decode(tokens: list[str]) -> str:
     Invalid byte sequences (a token that ends in the middle of a character) become
     U+FFFD, as in ``tokenizers.decoders.ByteLevel``.
     """
+    if isinstance(tokens, str) or not isinstance(tokens, (list, tuple)):
+        raise TypeError(f"byte_level_decode() takes a list of token strings, got {type(tokens).__name__}")
+    bad = [t for t in tokens if not isinstance(t, str)]
+    if bad:
+        raise TypeError(f"byte_level_decode() takes token strings, got {type(bad[0]).__name__} {bad[0]!r}; "
+                        f"to decode ids use BPETokenizer.decode(ids)")
     inverse = {c: b for b, c in bytes_to_unicode().items()}
     data = bytearray()
     for tok in tokens:
@@ -109,6 +134,7 @@ PRE_TOKENIZERS = {"whitespace": whitespace_split, "byte_level": byte_level_split
 
 def pre_tokenize(text: str, kind: str = "whitespace", add_prefix_space: bool = False) -> list[str]:
     """Dispatch to :func:`whitespace_split` or :func:`byte_level_split` by name."""
+    check_text(text, "pre_tokenize()")
     if kind == "whitespace":
         return whitespace_split(text)
     if kind == "byte_level":
