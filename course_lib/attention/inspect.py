@@ -39,6 +39,25 @@ import torch
 
 from . import numpy_attention as npa
 from . import torch_attention as tta
+from .checks import as_numpy, check_int
+
+
+def _check_layer(model, layer) -> int:
+    n_layers = model.config.num_hidden_layers
+    layer = check_int("layer", layer, minimum=0)
+    if layer >= n_layers:
+        raise ValueError(f"layer must be in 0..{n_layers - 1} (the model has {n_layers} layers), got {layer}")
+    return layer
+
+
+def _check_hidden(model, hidden_states) -> np.ndarray:
+    x = as_numpy("hidden_states", hidden_states.detach().cpu().numpy()
+                 if isinstance(hidden_states, torch.Tensor) else hidden_states)
+    D = model.config.hidden_size
+    if x.ndim != 3 or x.shape[-1] != D:
+        raise ValueError(f"hidden_states must be one layer's input (B, T, D={D}), e.g. "
+                         f"ModelRun.hidden_states[layer]; got shape {x.shape}")
+    return x.astype(np.float64)
 
 
 @dataclass
@@ -92,6 +111,9 @@ def run_model(model, tokenizer, sentences) -> ModelRun:
     _require_attentions(model)
     if isinstance(sentences, str):
         sentences = [sentences]
+    if not isinstance(sentences, (list, tuple)) or not sentences or \
+            not all(isinstance(s, str) for s in sentences):
+        raise TypeError("sentences must be a string or a non-empty list of strings")
     model.eval()
     enc = tokenizer(list(sentences), padding=True, return_tensors="pt")
     enc = {k: v.to(model.device) for k, v in enc.items()}
@@ -182,12 +204,18 @@ def recompute_attention(model, hidden_states, layer: int, attention_mask=None,
     weights : ndarray, (B, H, T, T)
         The attention weights; they equal Hugging Face's ``output_attentions[layer]``.
     """
+    if backend not in ("numpy", "torch"):
+        raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}")
     num_heads = model.config.num_attention_heads
     p = self_attention_params(model, layer)
-    x = np.asarray(hidden_states, dtype=np.float64)                       # (B, T, D)
+    x = _check_hidden(model, hidden_states)                               # (B, T, D)
     mask = None
     if attention_mask is not None:
-        mask = np.asarray(attention_mask).astype(bool)[:, None, None, :]  # (B, 1, 1, T) keys only
+        m = as_numpy("attention_mask", attention_mask.cpu().numpy()
+                     if isinstance(attention_mask, torch.Tensor) else attention_mask)
+        if m.shape != x.shape[:2]:
+            raise ValueError(f"attention_mask must be (B, T) = {x.shape[:2]} like hidden_states, got {m.shape}")
+        mask = m.astype(bool)[:, None, None, :]                           # (B, 1, 1, T) keys only
     if backend == "numpy":
         proj = {n: x @ p[f"{n}.weight"].T + p[f"{n}.bias"] for n in ("query", "key", "value")}
         q, k, v = (npa.split_heads(proj[n], num_heads) for n in ("query", "key", "value"))  # (B, H, T, Dh)
@@ -230,7 +258,11 @@ def weighted_value_norms(model, hidden_states, weights, layer: int) -> np.ndarra
     H = model.config.num_attention_heads
     p = self_attention_params(model, layer)
     w_o = _output_weight(model, layer)                                       # (D, D) = (out, in)
-    x = np.asarray(hidden_states, dtype=np.float64)                         # (B, T, D)
+    x = _check_hidden(model, hidden_states)                                 # (B, T, D)
+    weights = as_numpy("weights", weights)
+    if weights.shape != (x.shape[0], H, x.shape[1], x.shape[1]):
+        raise ValueError(f"weights must be (B, H, T, T) = {(x.shape[0], H, x.shape[1], x.shape[1])} for "
+                         f"hidden_states {x.shape}, got {weights.shape}")
     v = npa.split_heads(x @ p["value.weight"].T + p["value.bias"], H)       # (B, H, T, Dh)
     Dh = v.shape[-1]
     w_o_heads = w_o.reshape(w_o.shape[0], H, Dh).transpose(1, 2, 0)         # (H, Dh, D)
@@ -254,7 +286,9 @@ def attention_entropy(weights) -> np.ndarray:
     ndarray, (..., T_q)
         0 for a row that puts all its mass on one key; :math:`\log T_k` for a uniform row.
     """
-    w = np.asarray(weights, dtype=np.float64)
+    w = as_numpy("weights", weights).astype(np.float64)
+    if w.ndim < 2:
+        raise ValueError(f"weights must be attention rows (..., T_q, T_k), got shape {w.shape}")
     logs = np.log(np.where(w > 0, w, 1.0))                      # log 1 = 0 where w == 0
     return -(w * logs).sum(axis=-1)
 
@@ -277,10 +311,14 @@ def token_mass(attentions, tokens, target: str) -> np.ndarray:
         For each layer/head: the attention mass on ``target`` summed over its
         occurrences, averaged over all T queries.
     """
+    a = as_numpy("attentions", attentions)
+    if a.ndim < 2 or isinstance(tokens, str) or len(tokens) != a.shape[-1]:
+        raise ValueError(f"tokens must list the {a.shape[-1] if a.ndim else '?'} key tokens of attentions "
+                         f"{a.shape}, got {len(tokens)} tokens")
     hits = np.array([t == target for t in tokens])              # (T,)
     if not hits.any():
         raise ValueError(f"token {target!r} does not occur in {tokens}")
-    return np.asarray(attentions)[..., hits].sum(axis=-1).mean(axis=-1)
+    return a[..., hits].sum(axis=-1).mean(axis=-1)
 
 
 def offset_mass(attentions, offset: int) -> np.ndarray:
@@ -297,7 +335,10 @@ def offset_mass(attentions, offset: int) -> np.ndarray:
     ndarray, (...)
         Mean over the valid queries i of ``attentions[..., i, i + offset]``.
     """
-    a = np.asarray(attentions)
+    a = as_numpy("attentions", attentions)
+    check_int("offset", offset)
+    if a.ndim < 2:
+        raise ValueError(f"attentions must be (..., T, T), got shape {a.shape}")
     T = a.shape[-1]
     if offset == 0 or abs(offset) >= T:
         raise ValueError(f"offset must be non-zero and |offset| < T={T}, got {offset}")

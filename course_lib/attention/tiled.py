@@ -11,6 +11,10 @@ running quantities (Milakov & Gimelshein, 2018; Dao et al., 2022):
 
 and returns :math:`a / \ell` at the end, which equals softmax(S) V exactly.
 Extra memory per query block is O(block_q * block_k) instead of O(T_q * T_k).
+
+Degenerate input gives what the naive functions give: a query with no key it may attend
+to (fully masked, or T_k = 0) gets a zero output, T_q = 0 an empty one; an all ``-inf``
+vector's online softmax is all zeros. ``block_size`` must be an integer >= 1.
 """
 from __future__ import annotations
 
@@ -20,17 +24,29 @@ import tracemalloc
 import numpy as np
 import torch
 
-from .masks import check_attention_inputs
+from .checks import as_numpy, check_int, check_number
+from .masks import numpy_inputs, torch_inputs
+from .softmax import _check_values
 
 
 def online_softmax(x: np.ndarray, block_size: int = 4) -> np.ndarray:
     """Softmax of a 1-D vector, computed in one streaming pass over blocks plus a rescale."""
+    x = as_numpy("x", x)
+    if x.ndim != 1:
+        raise ValueError(f"online_softmax takes one vector of shape (n,), got shape {x.shape}")
+    block_size = check_int("block_size", block_size, minimum=1)
+    x = x.astype(np.float64) if x.dtype.kind != "f" else x
+    _check_values(x)
     m, l = -np.inf, 0.0                                 # running max and running denominator
     for start in range(0, len(x), block_size):
         block = x[start:start + block_size]
         m_new = max(m, block.max())
+        if m_new == -np.inf:
+            continue                                    # only -inf so far: nothing to add
         l = l * np.exp(m - m_new) + np.exp(block - m_new).sum()   # rescale old sum to new max
         m = m_new
+    if l == 0:
+        return np.zeros_like(x)                         # empty or all -inf: zeros, as softmax
     return np.exp(x - m) / l
 
 
@@ -42,11 +58,14 @@ def tiled_attention(q, k, v, mask=None, causal: bool = False, block_size: int = 
     plus ``causal`` (a causal mask without materialising it) and ``block_size``.
     Returns out (..., T_q, d_v).
     """
-    check_attention_inputs(q, k, v, mask)
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    q, k, v, mask = numpy_inputs(q, k, v, mask)
+    block_size = check_int("block_size", block_size, minimum=1)
+    if not isinstance(causal, (bool, np.bool_)):
+        raise TypeError(f"causal must be True or False, got {causal!r}")
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else check_number("scale", scale, positive=True)
     T_q, T_k = q.shape[-2], k.shape[-2]
-    batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2])
-    out = np.zeros(batch + (T_q, v.shape[-1]), dtype=np.result_type(q, v))
+    batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    out = np.zeros(batch + (T_q, v.shape[-1]), dtype=np.result_type(q, v, np.float32))
     for qs in range(0, T_q, block_size):
         qb = q[..., qs:qs + block_size, :]                         # (..., bq, d)
         bq = qb.shape[-2]
@@ -96,9 +115,13 @@ def _block_mask(mask, causal, qs, ks, bq, bk, T_q, T_k, xp):
 def tiled_attention_torch(q, k, v, mask=None, causal: bool = False, block_size: int = 64,
                           scale: float | None = None):
     """PyTorch version of :func:`tiled_attention` (differentiable through autograd)."""
-    check_attention_inputs(q, k, v, mask)
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    torch_inputs(q, k, v, mask)
+    block_size = check_int("block_size", block_size, minimum=1)
+    if not isinstance(causal, (bool, np.bool_)):
+        raise TypeError(f"causal must be True or False, got {causal!r}")
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else check_number("scale", scale, positive=True)
     T_q, T_k = q.shape[-2], k.shape[-2]
+    batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     outs = []
     for qs in range(0, T_q, block_size):
         qb = q[..., qs:qs + block_size, :]                          # (..., bq, d)
@@ -123,7 +146,12 @@ def tiled_attention_torch(q, k, v, mask=None, causal: bool = False, block_size: 
                 l = l * correction + p.sum(-1, keepdim=True)
                 acc = acc * correction + p @ vb
             m = m_new
-        outs.append(acc / torch.where(l > 0, l, torch.ones_like(l)))
+        if acc is None:                                             # no key to attend to (T_k = 0)
+            outs.append(q.new_zeros(batch + (bq, v.shape[-1])))
+        else:
+            outs.append(acc / torch.where(l > 0, l, torch.ones_like(l)))
+    if not outs:                                                    # T_q = 0: an empty output
+        return q.new_zeros(batch + (0, v.shape[-1]))
     return torch.cat(outs, dim=-2)                                  # (..., T_q, d_v)
 
 
@@ -136,6 +164,8 @@ def peak_memory_numpy(fn, *args, **kwargs) -> tuple[int, object]:
     extra caches: warm up once and compare medians when exact bytes matter.
     Returns (peak_bytes, result).
     """
+    if not callable(fn):
+        raise TypeError(f"fn must be a function to call with *args, got {type(fn).__name__}")
     tracemalloc.start()
     tracemalloc.reset_peak()
     try:

@@ -1,5 +1,6 @@
 """Chapter 2: word embeddings — Word2Vec, GloVe and FastText from NumPy to PyTorch.
 
+- ``checks``          argument checks and the divergence check shared by the trainers
 - ``config``          typed configs with gensim's parameter names
 - ``vocab``           tokenisation, vocabulary, sub-sampling, negative-sampling table
 - ``pairs``           skip-gram pairs / CBOW windows for a whole epoch, vectorised

@@ -8,10 +8,16 @@ Because the field names are gensim's own, a like-for-like comparison is one line
 
 Fields that gensim does not know (GloVe's ``x_max``, our ``batch_size``) live in
 separate configs or are passed as keyword arguments, so ``asdict`` stays valid.
+
+Every config checks its fields when it is built (``__post_init__``) and again when a
+trainer starts (:meth:`~Word2VecConfig.validate`), since a field can be changed in
+between (``cfg.window = 0``). A bad value raises ``TypeError`` / ``ValueError`` naming it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from .checks import check_int, check_number
 
 
 @dataclass
@@ -65,13 +71,29 @@ class Word2VecConfig:
     cbow_mean: int = 1
 
     def __post_init__(self):
-        if self.vector_size < 1 or self.window < 1 or self.epochs < 1:
-            raise ValueError("vector_size, window and epochs must be >= 1, got "
-                             f"{self.vector_size}, {self.window}, {self.epochs}")
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field (types, ranges, finite learning rates); the trainers call it too."""
+        for name in ("vector_size", "window", "epochs", "min_count", "workers"):
+            check_int(name, getattr(self, name), minimum=1)
+        check_int("seed", self.seed, minimum=0)
+        check_int("negative", self.negative)
+        check_int("hs", self.hs)
         if self.negative < 1 or self.hs:
-            raise ValueError("only negative sampling is implemented: use negative >= 1 and hs=0")
-        if self.sg not in (0, 1):
-            raise ValueError(f"sg must be 1 (skip-gram) or 0 (CBOW), got {self.sg}")
+            raise ValueError("only negative sampling is implemented: use negative >= 1 and hs=0, "
+                             f"got negative={self.negative}, hs={self.hs}")
+        if self.sg not in (0, 1) or isinstance(self.sg, bool):
+            raise ValueError(f"sg must be 1 (skip-gram) or 0 (CBOW), got {self.sg!r}")
+        if self.cbow_mean not in (0, 1) or isinstance(self.cbow_mean, bool):
+            raise ValueError(f"cbow_mean must be 1 (mean of the context) or 0 (sum), got {self.cbow_mean!r}")
+        check_number("sample", self.sample, minimum=0.0)
+        check_number("ns_exponent", self.ns_exponent)
+        check_number("alpha", self.alpha, minimum=0.0, strict=True)
+        check_number("min_alpha", self.min_alpha, minimum=0.0)
+        if self.min_alpha > self.alpha:
+            raise ValueError(f"min_alpha ({self.min_alpha}) must not exceed alpha ({self.alpha}): the learning "
+                             "rate decays linearly from alpha to min_alpha")
 
 
 @dataclass
@@ -86,12 +108,13 @@ class FastTextConfig(Word2VecConfig):
     max_n: int = 6
     bucket: int = 2_000_000
 
-    def __post_init__(self):
-        super().__post_init__()
+    def validate(self) -> None:
+        super().validate()
+        check_int("min_n", self.min_n)
+        check_int("max_n", self.max_n)
         if not 1 <= self.min_n <= self.max_n:
             raise ValueError(f"need 1 <= min_n <= max_n, got min_n={self.min_n}, max_n={self.max_n}")
-        if self.bucket < 1:
-            raise ValueError(f"bucket must be >= 1, got {self.bucket}")
+        check_int("bucket", self.bucket, minimum=1)
 
 
 @dataclass
@@ -133,3 +156,15 @@ class GloVeConfig:
     learning_rate: float = 0.05
     epochs: int = 15
     seed: int = 1
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field (types, ranges, finite numbers); the trainers call it too."""
+        for name in ("vector_size", "window", "min_count", "epochs"):
+            check_int(name, getattr(self, name), minimum=1)
+        check_int("seed", self.seed, minimum=0)
+        check_number("x_max", self.x_max, minimum=0.0, strict=True)
+        check_number("alpha", self.alpha, minimum=0.0)
+        check_number("learning_rate", self.learning_rate, minimum=0.0, strict=True)

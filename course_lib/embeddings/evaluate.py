@@ -18,12 +18,36 @@ gensim's conventions, which change the numbers and so are copied here:
 * an analogy answer is taken from the top 5 candidates: the first that is not one of
   the (upper-cased) question words;
 * the total accuracy counts every non-skipped question once.
+
+Vectors of a diverged run (NaN or inf) get **no score**: ``evaluate_word_pairs`` returns NaN
+for Spearman and Pearson when a pair's cosine is not finite (as gensim does), and
+``evaluate_word_analogies`` returns a NaN accuracy when a candidate vector is not finite;
+both warn (``RuntimeWarning``).
 """
 from __future__ import annotations
 
+import os
+import warnings
+
 import numpy as np
 
+from .checks import check_int
 from .vectors import WordVectors
+
+
+def _check_args(wv, path, restrict_vocab) -> None:
+    if not isinstance(wv, WordVectors):
+        raise TypeError(f"wv must be a WordVectors (for gensim KeyedVectors: WordVectors(list(kv.index_to_key), "
+                        f"kv.vectors)), got {type(wv).__name__}")
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"pass the path of the test file, got {type(path).__name__}")
+    check_int("restrict_vocab", restrict_vocab, minimum=1)
+
+
+def _no_score(what: str) -> float:
+    warnings.warn(f"{what}: the vectors contain NaN or inf values (a diverged training run?); returning NaN "
+                  "instead of a score", RuntimeWarning, stacklevel=3)
+    return float("nan")
 
 
 def _ok_vocab(wv: WordVectors, restrict_vocab: int, case_insensitive: bool) -> dict[str, int]:
@@ -72,8 +96,10 @@ def evaluate_word_pairs(wv: WordVectors, pairs, delimiter: str = "\t", restrict_
     Returns
     -------
     dict
-        ``spearman``, ``pearson``, ``oov_ratio`` (percent of pairs skipped), ``n_pairs`` used.
+        ``spearman``, ``pearson``, ``oov_ratio`` (percent of pairs skipped), ``n_pairs`` used;
+        ``spearman`` and ``pearson`` are NaN when a used vector is not finite.
     """
+    _check_args(wv, pairs, restrict_vocab)
     ok = _ok_vocab(wv, restrict_vocab, case_insensitive)
     unit = _unit(wv.vectors)
     gold, model, oov = [], [], 0
@@ -97,6 +123,10 @@ def evaluate_word_pairs(wv: WordVectors, pairs, delimiter: str = "\t", restrict_
     if not gold:
         raise ValueError(f"no pair of {pairs} has both words in the first {restrict_vocab} words")
     g, m = np.array(gold), np.array(model)
+    if not np.isfinite(m).all():
+        nan = _no_score("evaluate_word_pairs")
+        return {"spearman": nan, "pearson": nan, "oov_ratio": 100.0 * oov / (len(gold) + oov),
+                "n_pairs": len(gold)}
     pearson = float(np.corrcoef(g, m)[0, 1])
     return {"spearman": spearman(g, m), "pearson": pearson,
             "oov_ratio": 100.0 * oov / (len(gold) + oov), "n_pairs": len(gold)}
@@ -109,10 +139,14 @@ def evaluate_word_analogies(wv: WordVectors, analogies, restrict_vocab: int = 30
     Returns
     -------
     score : float
-        Total accuracy over the questions whose four words are all allowed.
+        Total accuracy over the questions whose four words are all allowed (0.0 when there is
+        none; NaN when a candidate vector is not finite).
     sections : list of dict
         One per section (``section``, ``correct``, ``incorrect`` counts), then the total.
     """
+    _check_args(wv, analogies, restrict_vocab)
+    if not np.isfinite(wv.vectors[:restrict_vocab]).all():
+        return _no_score("evaluate_word_analogies"), []
     ok = _ok_vocab(wv, restrict_vocab, case_insensitive)
     unit = _unit(wv.vectors[:restrict_vocab])                         # (R, D) candidates
     keys = wv.index_to_key

@@ -20,6 +20,16 @@ training divides the sum of the $n+1$ rows by $n$, the number of n-grams, and on
 final ``wv.vectors`` by $n+1$, see ``fasttext_fast_sentence_sg_neg`` in
 ``gensim/models/fasttext_inner.pyx``; we use the true mean throughout, like Facebook's fastText.)
 
+**Initialisation.** Word and n-gram rows start uniform in $(-1/D, 1/D)$, as in fastText and
+gensim 4, twice word2vec's $(-0.5/D, 0.5/D)$; output vectors start at 0. The scale matters
+more than for Word2Vec: a centre vector is the mean of $n+1$ independent rows, about
+$\sqrt{n+1}$ times shorter than one row, and since $u = 0$ at first, the output vectors grow
+in proportion to that mean and the input rows in proportion to the output vectors. Starting
+twice smaller slows this start, which a small corpus, still far from converged after a few
+epochs, does not make up: on the Rotten Tomatoes snippets (222k tokens, 5 epochs) word2vec's
+range gave 18.3% on the analogies against gensim's 23.2%, fastText's range gives 23.2%
+(mean of 3 seeds, ``benchmarks/README.md``).
+
 Batching needs more care than for Word2Vec: a popular n-gram row (``ing>``, ``<th``) is
 part of many words of one batch and receives the sum of all their updates, computed from
 the same old values. Batches of 2048 centre words diverged on WikiText-2 where 512-1024
@@ -30,17 +40,28 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .checks import check_corpus, check_int, check_loop_args
 from .config import FastTextConfig
 from .pairs import skipgram_pairs
 from .vectors import WordVectors
 from .vocab import Vocab
-from .word2vec_numpy import init_vectors
+from .word2vec_numpy import check_config, check_vocab, init_vectors
 from .word2vec_torch import (draw_negatives, negative_sampling_update, run_pair_epochs, run_window_epochs,
-                            window_negative_sampling_update)
+                             window_negative_sampling_update)
+
+
+def _check_word_range(word, min_n, max_n) -> None:
+    if not isinstance(word, str):
+        raise TypeError(f"word must be a str, got {type(word).__name__}")
+    check_int("min_n", min_n, minimum=1)
+    check_int("max_n", max_n)
+    if max_n < min_n:
+        raise ValueError(f"need 1 <= min_n <= max_n, got min_n={min_n}, max_n={max_n}")
 
 
 def compute_ngrams(word: str, min_n: int, max_n: int) -> list[str]:
     """All character n-grams of ``<word>`` with ``min_n <= n <= max_n`` (by length, then position)."""
+    _check_word_range(word, min_n, max_n)
     ext = f"<{word}>"
     return [ext[i:i + n] for n in range(min_n, min(len(ext), max_n) + 1)
             for i in range(len(ext) - n + 1)]
@@ -51,6 +72,7 @@ def compute_ngrams_bytes(word: str, min_n: int, max_n: int) -> list[bytes]:
 
     Ordered by start position, then length; single ``<`` or ``>`` are left out.
     """
+    _check_word_range(word, min_n, max_n)
     data = f"<{word}>".encode("utf-8")
     starts = [i for i, byte in enumerate(data) if byte & 0xC0 != 0x80]  # 10xxxxxx = continuation byte
     bounds = starts + [len(data)]
@@ -66,6 +88,8 @@ def compute_ngrams_bytes(word: str, min_n: int, max_n: int) -> list[bytes]:
 
 def ft_hash(data: bytes) -> int:
     """fastText's FNV-1a variant (gensim ``ft_hash_bytes``) of a byte string."""
+    if not isinstance(data, (bytes, bytearray)):
+        raise TypeError(f"ft_hash takes bytes, got {type(data).__name__}; encode text with .encode('utf-8')")
     h = 2166136261
     for byte in data:
         signed = byte - 256 if byte >= 128 else byte           # read as int8 (signed char)
@@ -75,8 +99,7 @@ def ft_hash(data: bytes) -> int:
 
 def ngram_buckets(word: str, min_n: int, max_n: int, bucket: int) -> list[int]:
     """Bucket row of every n-gram of ``word`` (gensim ``ft_ngram_hashes``)."""
-    if bucket < 1:
-        raise ValueError(f"bucket must be >= 1, got {bucket}")
+    check_int("bucket", bucket, minimum=1)
     return [ft_hash(g) % bucket for g in compute_ngrams_bytes(word, min_n, max_n)]
 
 
@@ -92,6 +115,10 @@ def subword_table(words: list[str], cfg: FastTextConfig) -> tuple[np.ndarray, np
     lengths : ndarray of int64, shape (V,)
         Number of valid entries per row.
     """
+    if not isinstance(cfg, FastTextConfig):
+        raise TypeError(f"cfg must be a FastTextConfig, got {type(cfg).__name__}")
+    if isinstance(words, str) or not words or not all(isinstance(w, str) for w in words):
+        raise TypeError("words must be a non-empty list of str (e.g. vocab.index_to_key)")
     lists = [[i] + [len(words) + h for h in ngram_buckets(w, cfg.min_n, cfg.max_n, cfg.bucket)]
              for i, w in enumerate(words)]
     lengths = np.array([len(x) for x in lists])
@@ -110,6 +137,8 @@ class FastTextVectors(WordVectors):
 
     def get_vector(self, word: str) -> np.ndarray:
         """Vector of any word: the trained one if known, else the mean of its n-gram rows."""
+        if not isinstance(word, str):
+            raise TypeError(f"word must be a str, got {type(word).__name__}")
         if word in self.key_to_index:
             return self.vectors[self.key_to_index[word]]
         rows = ngram_buckets(word, self.cfg.min_n, self.cfg.max_n, self.cfg.bucket)
@@ -179,19 +208,25 @@ def train_fasttext(sentences: list[list[str]], cfg: FastTextConfig, batch_size: 
         ``vectors`` = mean of own row and n-gram rows (what gensim's ``wv.vectors`` holds),
         ``ngram_vectors`` (bucket, D) for out-of-vocabulary words.
     """
+    check_config(cfg, FastTextConfig)
     if not cfg.sg:
         raise ValueError("only skip-gram FastText (sg=1) is implemented")
+    check_loop_args(batch_size=batch_size, log_every=log_every, loss_every=loss_every, chunk_len=chunk_len,
+                    shared_negatives=shared_negatives)
     device = torch.device(device or "cpu")
-    vocab = vocab or Vocab.build(sentences, cfg.min_count)
+    vocab = check_vocab(vocab, sentences, cfg.min_count)
     V = len(vocab)
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     table_np, lengths_np = subword_table(vocab.index_to_key, cfg)
-    w_init, _ = init_vectors(V + cfg.bucket, cfg.vector_size, rng)
+    # fastText's and gensim's U(-1/D, 1/D), twice word2vec's range: a mean of n + 1 random rows is
+    # about sqrt(n + 1) times shorter than one row, and training starts from it (see the module notes)
+    w_init, _ = init_vectors(V + cfg.bucket, cfg.vector_size, rng, bound=1.0 / cfg.vector_size)
     emb = torch.from_numpy(w_init).to(device)                    # rows 0..V-1 words, then buckets
     w_out = torch.zeros((V, cfg.vector_size), device=device)
     table, lengths = torch.from_numpy(table_np).to(device), torch.from_numpy(lengths_np).to(device)
     ids, sent = vocab.encode(sentences)
+    check_corpus(ids, sent)
     keep = vocab.keep_probs(cfg.sample)
     cum = torch.from_numpy(vocab.cum_table(cfg.ns_exponent)).to(device)
     if chunk_len:
@@ -199,13 +234,13 @@ def train_fasttext(sentences: list[list[str]], cfg: FastTextConfig, batch_size: 
             return fasttext_step_windows(emb, w_out, table, lengths, tokens, mask, neg, lr, cfg.negative,
                                          need_loss)
         losses, seconds = run_window_epochs(window_step, ids, sent, keep, cum, cfg, rng, gen, batch_size,
-                                            chunk_len, shared_negatives, log_every, loss_every)
+                                            chunk_len, shared_negatives, log_every, loss_every, (emb, w_out))
     else:
         def pair_step(cb, ob, lr, need_loss):
             neg = draw_negatives(cum, (len(cb), cfg.negative), gen)
             return fasttext_step(emb, w_out, table, lengths, cb, ob, neg, lr)
         losses, seconds = run_pair_epochs(pair_step, skipgram_pairs, ids, sent, keep, cfg, rng, device,
-                                          batch_size, 1, log_every, loss_every)
+                                          batch_size, 1, log_every, loss_every, (emb, w_out))
     return _fasttext_vectors(emb, table_np, lengths_np, vocab, cfg, losses, seconds, len(ids))
 
 

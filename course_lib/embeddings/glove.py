@@ -48,6 +48,7 @@ import time
 import numpy as np
 import scipy.sparse
 
+from .checks import check_finite, check_ids, check_int, check_number
 from .config import GloVeConfig
 from .vectors import WordVectors
 from .vocab import Vocab
@@ -71,8 +72,12 @@ def cooccurrence(ids: np.ndarray, sent: np.ndarray, vocab_size: int, window: int
     values : ndarray of float64, shape (nnz,)
         $X_{ij}$ for every non-zero entry, sorted by (row, col).
     """
-    if window < 1:
-        raise ValueError(f"window must be >= 1, got {window}")
+    check_int("window", window, minimum=1)
+    check_int("vocab_size", vocab_size, minimum=1)
+    ids = check_ids("ids", ids, size=vocab_size)
+    sent = np.asarray(sent)
+    if sent.shape != ids.shape:
+        raise ValueError(f"ids and sent must have the same shape, got {ids.shape} and {sent.shape}")
     rows, cols, vals = [], [], []
     for d in range(1, window + 1):
         same = sent[:-d] == sent[d:]                      # both tokens in one sentence
@@ -90,6 +95,8 @@ def cooccurrence(ids: np.ndarray, sent: np.ndarray, vocab_size: int, window: int
 
 def weighting(x: np.ndarray, x_max: float = 100.0, alpha: float = 0.75) -> np.ndarray:
     """$f(x) = \\min(1, (x/x_{max})^\\alpha)$ (defaults: the paper's values)."""
+    check_number("x_max", x_max, minimum=0.0, strict=True)
+    check_number("alpha", alpha, minimum=0.0)
     return np.minimum(1.0, (x / x_max) ** alpha)
 
 
@@ -120,6 +127,7 @@ def glove_step_numpy(params, hist, i, j, logx, fx, lr: float) -> float:
     float
         The batch's weighted squared error $J_{\\mathcal B}$ before the step.
     """
+    check_number("lr", lr, minimum=0.0, strict=True)
     w, wc, b, bc = params
     wi, wj = w[i], wc[j]                                          # (B, D) each
     diff = (wi * wj).sum(1) + b[i] + bc[j] - logx                 # w_i.w~_j + b_i + b~_j - log X
@@ -141,6 +149,7 @@ def glove_step_torch(params, hist, i, j, logx, fx, lr: float):
     Returns $J_{\\mathcal B}$ as a 0-dim tensor on the parameters' device (no device sync per step).
     """
     import torch
+    check_number("lr", lr, minimum=0.0, strict=True)
     w, wc, b, bc = params
     wi, wj = w.index_select(0, i), wc.index_select(0, j)          # (B, D) each
     diff = torch.einsum("bd,bd->b", wi, wj) + b[i] + bc[j] - logx  # w_i.w~_j + b_i + b~_j - log X
@@ -165,11 +174,18 @@ def _init(vocab_size, vector_size, rng):
 
 
 def _prepare(sentences, cfg, vocab, batch_size):
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if not isinstance(cfg, GloVeConfig):
+        raise TypeError(f"cfg must be a GloVeConfig, got {type(cfg).__name__}")
+    cfg.validate()                                   # fields may have changed since construction
+    check_int("batch_size", batch_size, minimum=1)
+    if vocab is not None and not isinstance(vocab, Vocab):
+        raise TypeError(f"vocab must be a course_lib.embeddings.Vocab, got {type(vocab).__name__}")
     vocab = vocab or Vocab.build(sentences, cfg.min_count)
     ids, sent = vocab.encode(sentences)
     rows, cols, values = cooccurrence(ids, sent, len(vocab), cfg.window)
+    if len(values) == 0:
+        raise ValueError(f"no two in-vocabulary words occur within window={cfg.window} of each other in one "
+                         "sentence, so there is nothing to fit; use more (or longer) sentences or a lower min_count")
     logx = np.log(values).astype(np.float32)
     fx = weighting(values, cfg.x_max, cfg.alpha).astype(np.float32)
     return vocab, rows, cols, logx, fx
@@ -207,6 +223,7 @@ def train_glove_numpy(sentences: list[list[str]], cfg: GloVeConfig, batch_size: 
             total += glove_step_numpy(params, hist, rows[idx], cols[idx], logx[idx], fx[idx],
                                       cfg.learning_rate)
         losses.append(total / len(logx))
+        check_finite(params, len(losses) - 1, "learning_rate", cfg.learning_rate)
     w, wc = params[0], params[1]
     return WordVectors(vocab.index_to_key, w + wc, counts=vocab.counts, losses=losses,
                        seconds=time.perf_counter() - start, words=len(logx) * cfg.epochs)
@@ -235,6 +252,7 @@ def train_glove_torch(sentences: list[list[str]], cfg: GloVeConfig, batch_size: 
             total += glove_step_torch(params, hist, rows_t[idx], cols_t[idx], logx_t[idx], fx_t[idx],
                                       cfg.learning_rate)
         losses.append(float(total) / len(logx))
+        check_finite(params, len(losses) - 1, "learning_rate", cfg.learning_rate)
     w, wc = params[0], params[1]
     return WordVectors(vocab.index_to_key, (w + wc).cpu().numpy(), counts=vocab.counts, losses=losses,
                        seconds=time.perf_counter() - start, words=len(logx) * cfg.epochs)

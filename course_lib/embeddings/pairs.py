@@ -12,10 +12,24 @@ from __future__ import annotations
 
 import numpy as np
 
+from .checks import check_ids, check_int
+
 
 def reduced_windows(n: int, window: int, rng: np.random.Generator) -> np.ndarray:
     """Effective window $b_t \\sim U\\{1..window\\}$ for each of ``n`` centre words."""
+    check_int("n", n, minimum=0)
+    check_int("window", window, minimum=1)
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
     return rng.integers(1, window + 1, size=n)
+
+
+def _check_corpus(ids, sent) -> tuple[np.ndarray, np.ndarray]:
+    ids = check_ids("ids", ids)
+    sent = np.asarray(sent)
+    if ids.shape != sent.shape:
+        raise ValueError(f"ids and sent must have the same shape, got {ids.shape} and {sent.shape}")
+    return ids, sent
 
 
 def skipgram_pairs(ids: np.ndarray, sent: np.ndarray, window: int,
@@ -35,8 +49,7 @@ def skipgram_pairs(ids: np.ndarray, sent: np.ndarray, window: int,
     centers, contexts : ndarray of int64, shape (P,)
         Word ids; pairs are grouped by offset, not by position.
     """
-    if ids.shape != sent.shape:
-        raise ValueError(f"ids and sent must have the same shape, got {ids.shape} and {sent.shape}")
+    ids, sent = _check_corpus(ids, sent)
     b = reduced_windows(len(ids), window, rng)
     centers, contexts = [], []
     for d in range(1, window + 1):
@@ -59,6 +72,7 @@ def cbow_windows(ids: np.ndarray, sent: np.ndarray, window: int,
         Context ids, ``-1`` where the reduced window or a sentence boundary leaves a slot empty.
         Centres with no context at all are dropped.
     """
+    ids, sent = _check_corpus(ids, sent)
     n = len(ids)
     b = reduced_windows(n, window, rng)
     ctx = np.full((n, 2 * window), -1, dtype=np.int64)
@@ -101,9 +115,8 @@ def window_chunks(ids: np.ndarray, sent: np.ndarray, window: int, chunk_len: int
     windows : ndarray of int64, shape (C, L)
         Reduced window $b_t$ of each centre, 0 for padding (a centre with no pairs).
     """
-    if ids.shape != sent.shape:
-        raise ValueError(f"ids and sent must have the same shape, got {ids.shape} and {sent.shape}")
-    if chunk_len < 1 or window < 1:
+    ids, sent = _check_corpus(ids, sent)
+    if check_int("chunk_len", chunk_len) < 1 or check_int("window", window) < 1:
         raise ValueError(f"chunk_len and window must be >= 1, got {chunk_len} and {window}")
     n = len(ids)
     b = reduced_windows(n, window, rng)                           # same draws as skipgram_pairs

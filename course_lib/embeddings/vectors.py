@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .checks import check_int
+
 
 @dataclass
 class WordVectors:
@@ -33,7 +35,12 @@ class WordVectors:
     words: int = 0
 
     def __post_init__(self):
-        self.vectors = np.ascontiguousarray(self.vectors, dtype=np.float32)
+        if isinstance(self.index_to_key, str) or not all(isinstance(w, str) for w in self.index_to_key):
+            raise TypeError("index_to_key must be a list of words (str)")
+        try:
+            self.vectors = np.ascontiguousarray(self.vectors, dtype=np.float32)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"vectors must be a (V, D) array of numbers: {err}") from None
         if self.vectors.ndim != 2 or self.vectors.shape[0] != len(self.index_to_key):
             raise ValueError(f"vectors must be (V, D) with V = {len(self.index_to_key)} words, "
                              f"got {self.vectors.shape}")
@@ -61,8 +68,12 @@ class WordVectors:
 
     def most_similar(self, word: str, topn: int = 10) -> list[tuple[str, float]]:
         """The ``topn`` words of highest cosine similarity to ``word`` (itself excluded)."""
+        check_int("topn", topn, minimum=1)
+        if not isinstance(word, str):
+            raise TypeError(f"word must be a str, got {type(word).__name__}")
+        self[word]                                              # KeyError with a message if unknown
         unit = self.unit_vectors()
-        sims = unit @ unit[self.key_to_index[word] if isinstance(word, str) else word]
+        sims = unit @ unit[self.key_to_index[word]]
         order = np.argsort(-sims, kind="stable")
         return [(self.index_to_key[i], float(sims[i])) for i in order[:topn + 1]
                 if self.index_to_key[i] != word][:topn]

@@ -23,11 +23,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .checks import check_ids, check_int, check_number, check_sentences
+
 _WORD = re.compile(r"[a-z]+")
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-case ``text`` and return its runs of ASCII letters."""
+    """Lower-case ``text`` and return its runs of ASCII letters (``""`` gives ``[]``)."""
+    if not isinstance(text, str):
+        raise TypeError(f"tokenize takes one string, got {type(text).__name__}; "
+                        "for several texts use [tokenize(t) for t in texts]")
     return _WORD.findall(text.lower())
 
 
@@ -37,6 +42,10 @@ def wikitext_sentences(text: str, max_lines: int | None = None) -> list[list[str
     Empty lines and section headings (`` = Title = ``) are skipped; ``max_lines``
     keeps only the first paragraphs (for quick notebook demos).
     """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be the raw WikiText as one string, got {type(text).__name__}")
+    if max_lines is not None:
+        check_int("max_lines", max_lines, minimum=1)
     out = []
     for line in text.split("\n"):
         s = line.strip()
@@ -69,7 +78,15 @@ class Vocab:
     key_to_index: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self):
+        self.counts = np.asarray(self.counts)
+        if self.counts.shape != (len(self.index_to_key),):
+            raise ValueError(f"counts must have one entry per word: {len(self.index_to_key)} words but counts "
+                             f"of shape {self.counts.shape}")
+        if self.counts.size and self.counts.min() < 1:
+            raise ValueError(f"counts must be >= 1 (a word in the vocabulary was seen), got min {self.counts.min()}")
         self.key_to_index = {w: i for i, w in enumerate(self.index_to_key)}
+        if len(self.key_to_index) != len(self.index_to_key):
+            raise ValueError("index_to_key holds a word twice; every word must appear once")
 
     def __len__(self) -> int:
         return len(self.index_to_key)
@@ -77,8 +94,10 @@ class Vocab:
     @classmethod
     def build(cls, sentences: list[list[str]], min_count: int = 5) -> "Vocab":
         """Count words and keep those with count >= ``min_count`` (gensim's order)."""
-        if min_count < 1:
-            raise ValueError(f"min_count must be >= 1, got {min_count}")
+        check_sentences(sentences)
+        check_int("min_count", min_count, minimum=1)
+        if not any(sentences):
+            raise ValueError("sentences holds no tokens; pass a non-empty list of token lists")
         counter = Counter(w for s in sentences for w in s)   # insertion order = first seen
         kept = [(w, c) for w, c in counter.items() if c >= min_count]
         if not kept:
@@ -97,6 +116,7 @@ class Vocab:
         sent : ndarray of int64, shape (N,)
             Sentence number of every token (windows never cross sentences).
         """
+        check_sentences(sentences)
         k2i = self.key_to_index
         ids, sent = [], []
         for n, s in enumerate(sentences):
@@ -107,8 +127,7 @@ class Vocab:
 
     def keep_probs(self, sample: float) -> np.ndarray:
         """Probability of keeping each word under sub-sampling (gensim ``prepare_vocab``)."""
-        if sample < 0:
-            raise ValueError(f"sample must be >= 0, got {sample}")
+        sample = check_number("sample", sample, minimum=0.0)
         c = self.counts.astype(np.float64)
         total = c.sum()
         if sample == 0:
@@ -128,11 +147,14 @@ class Vocab:
         ``cum_table[i] = round(domain * sum_{j<=i} c_j^a / sum_j c_j^a)``; a negative is
         ``searchsorted(cum_table, u)`` (= gensim's ``bisect_left``) for ``u`` uniform in ``[0, cum_table[-1])``.
         """
+        check_number("ns_exponent", ns_exponent)
+        check_int("domain", domain, minimum=1)
         cum = np.cumsum(self.counts.astype(np.float64) ** ns_exponent)   # running sum of c_w^0.75
         return np.round(cum / cum[-1] * domain).astype(np.int64)           # cum[-1]: sequential sum, as gensim
 
     def noise_probs(self, ns_exponent: float = 0.75) -> np.ndarray:
         """Negative-sampling distribution $P(w) = c_w^a / \\sum_v c_v^a$, shape (V,)."""
+        check_number("ns_exponent", ns_exponent)
         w = self.counts.astype(np.float64) ** ns_exponent
         return w / w.sum()
 
@@ -140,5 +162,9 @@ class Vocab:
 def subsample(ids: np.ndarray, sent: np.ndarray, keep: np.ndarray,
               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Drop each token with probability ``1 - keep[id]`` (one draw per token, vectorised)."""
+    keep = np.asarray(keep)
+    ids = check_ids("ids", ids, size=len(keep))
+    if np.shape(sent) != ids.shape:
+        raise ValueError(f"ids and sent must have the same shape, got {ids.shape} and {np.shape(sent)}")
     mask = rng.random(ids.shape[0]) < keep[ids]
     return ids[mask], sent[mask]

@@ -14,7 +14,7 @@ $$ \frac{\partial \ell}{\partial v_c} = (\sigma(s_o) - 1)\,u_o + \sum_k \sigma(s
 
 Writing $g = \text{label} - \sigma(s)$ (label 1 for $o$, 0 for negatives), every
 gradient is $-g$ times the other vector: that is the form word2vec's C code uses.
-Initialisation as in gensim: $v \sim U(-0.5, 0.5)/D$, $u = 0$.
+Initialisation as in word2vec's C code (and gensim 3): $v \sim U(-0.5, 0.5)/D$, $u = 0$.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 
+from .checks import check_corpus, check_finite, check_ids, check_int, check_number
 from .config import Word2VecConfig
 from .pairs import skipgram_pairs
 from .vocab import Vocab, subsample
@@ -34,9 +35,20 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def init_vectors(vocab_size: int, vector_size: int, rng: np.random.Generator,
-                 dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
-    """gensim's initialisation: input ``U(-0.5, 0.5) / D``, output zeros; both (V, D)."""
-    w_in = ((rng.random((vocab_size, vector_size)) - 0.5) / vector_size).astype(dtype)
+                 dtype=np.float32, bound: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Random input vectors ``U(-bound, bound)``, zero output vectors; both (V, D).
+
+    The default ``bound = 0.5 / D`` is the word2vec C code's initialisation (and gensim 3's);
+    gensim 4 and Facebook's fastText use ``1 / D`` (FastText passes it). The same uniform
+    draws are used whatever the bound, so only the scale changes.
+    """
+    check_int("vocab_size", vocab_size, minimum=1)
+    check_int("vector_size", vector_size, minimum=1)
+    u = rng.random((vocab_size, vector_size)) - 0.5                      # U(-0.5, 0.5)
+    if bound is None:
+        w_in = (u / vector_size).astype(dtype)                           # U(-0.5, 0.5) / D
+    else:
+        w_in = (u * (2 * check_number("bound", bound, minimum=0.0, strict=True))).astype(dtype)
     return w_in, np.zeros((vocab_size, vector_size), dtype=dtype)
 
 
@@ -62,10 +74,15 @@ def sgns_batch(w_in: np.ndarray, w_out: np.ndarray, centers: np.ndarray,
     grad_u : ndarray, shape (B, 1+K, D)
         $\\partial \\ell_b / \\partial u_{t}$ for every target.
     """
+    centers, contexts, negatives = (np.asarray(x) for x in (centers, contexts, negatives))
     if centers.ndim != 1 or centers.shape != contexts.shape or negatives.ndim != 2 \
             or negatives.shape[0] != centers.shape[0]:
         raise ValueError("centers, contexts must be (B,) and negatives (B, K); got "
                          f"{centers.shape}, {contexts.shape}, {negatives.shape}")
+    if np.shape(w_in) != np.shape(w_out) or np.ndim(w_in) != 2:
+        raise ValueError(f"w_in and w_out must both be (V, D), got {np.shape(w_in)} and {np.shape(w_out)}")
+    for name, x in (("centers", centers), ("contexts", contexts), ("negatives", negatives.ravel())):
+        check_ids(name, x, size=w_in.shape[0])
     targets = np.concatenate([contexts[:, None], negatives], axis=1)      # (B, 1+K)
     labels = np.zeros(targets.shape, dtype=w_in.dtype)
     labels[:, 0] = 1.0
@@ -100,12 +117,34 @@ def sgns_loss_and_grads(w_in: np.ndarray, w_out: np.ndarray, centers: np.ndarray
 
 def draw_negatives(cum_table: np.ndarray, shape, rng: np.random.Generator) -> np.ndarray:
     """Negatives from the cumulative unigram^0.75 table (gensim's ``bisect_left``)."""
+    cum_table = np.asarray(cum_table)
+    if cum_table.ndim != 1 or cum_table.size == 0 or cum_table[-1] < 1:
+        raise ValueError(f"cum_table must be a non-empty 1-D cumulative table (Vocab.cum_table()), "
+                         f"got shape {cum_table.shape}")
     return np.searchsorted(cum_table, rng.integers(0, cum_table[-1], size=shape), side="left")
 
 
 def linear_lr(cfg: Word2VecConfig, progress: float) -> float:
     """gensim's schedule: $\\alpha_t = \\alpha - (\\alpha - \\alpha_{min})\\,\\text{progress}$."""
+    check_number("progress", progress)
     return cfg.alpha - (cfg.alpha - cfg.min_alpha) * min(max(progress, 0.0), 1.0)
+
+
+def check_config(cfg, cls) -> None:
+    """``cfg`` must be a ``cls`` whose fields are (still) valid: fields can change after construction."""
+    if not isinstance(cfg, cls):
+        raise TypeError(f"cfg must be a {cls.__name__}, got {type(cfg).__name__}")
+    cfg.validate()
+
+
+def check_vocab(vocab, sentences, min_count: int) -> Vocab:
+    """The given ``Vocab``, or one built from ``sentences`` (which are checked either way)."""
+    if vocab is None:
+        return Vocab.build(sentences, min_count)
+    if not isinstance(vocab, Vocab):
+        raise TypeError(f"vocab must be a course_lib.embeddings.Vocab (Vocab.build(sentences)), "
+                        f"got {type(vocab).__name__}")
+    return vocab
 
 
 def train_skipgram(sentences: list[list[str]], cfg: Word2VecConfig, batch_size: int = 256,
@@ -130,12 +169,16 @@ def train_skipgram(sentences: list[list[str]], cfg: Word2VecConfig, batch_size: 
     WordVectors
         Input vectors, with ``losses`` (mean loss per pair of every step) and timing.
     """
+    check_config(cfg, Word2VecConfig)
     if cfg.sg != 1:
         raise ValueError("the NumPy trainer implements skip-gram only (sg=1); use word2vec_torch for CBOW")
-    vocab = vocab or Vocab.build(sentences, cfg.min_count)
+    check_int("batch_size", batch_size, minimum=1)
+    check_int("log_every", log_every, minimum=0)
+    vocab = check_vocab(vocab, sentences, cfg.min_count)
     rng = np.random.default_rng(cfg.seed)
     w_in, w_out = init_vectors(len(vocab), cfg.vector_size, rng)
     ids, sent = vocab.encode(sentences)
+    check_corpus(ids, sent)
     keep, cum = vocab.keep_probs(cfg.sample), vocab.cum_table(cfg.ns_exponent)
     losses, step, n_words, start = [], 0, 0, time.perf_counter()
     for epoch in range(cfg.epochs):
@@ -143,6 +186,10 @@ def train_skipgram(sentences: list[list[str]], cfg: Word2VecConfig, batch_size: 
         c, o = skipgram_pairs(e_ids, e_sent, cfg.window, rng)
         perm = rng.permutation(len(c))
         c, o = c[perm], o[perm]
+        if len(c) == 0:                                   # sub-sampling left no pair: next epoch
+            check_finite((w_in, w_out), epoch, "alpha", cfg.alpha, batch_size)
+            n_words += len(ids)
+            continue
         n_batches = max(1, -(-len(c) // batch_size))
         for b in range(n_batches):
             cb, ob = c[b * batch_size:(b + 1) * batch_size], o[b * batch_size:(b + 1) * batch_size]
@@ -156,6 +203,7 @@ def train_skipgram(sentences: list[list[str]], cfg: Word2VecConfig, batch_size: 
             step += 1
             if log_every and step % log_every == 0:
                 print(f"step {step:5d}  loss {np.mean(losses[-log_every:]):.2f}")
+        check_finite((w_in, w_out), epoch, "alpha", cfg.alpha, batch_size)
         n_words += len(ids)
     return WordVectors(vocab.index_to_key, w_in, counts=vocab.counts, losses=losses,
                        seconds=time.perf_counter() - start, words=n_words)

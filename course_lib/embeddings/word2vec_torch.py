@@ -39,11 +39,12 @@ import time
 import numpy as np
 import torch
 
+from .checks import check_corpus, check_finite, check_loop_args, check_loss, check_number
 from .config import Word2VecConfig
 from .pairs import cbow_windows, skipgram_pairs, window_chunks
 from .vectors import WordVectors
 from .vocab import Vocab, subsample
-from .word2vec_numpy import init_vectors, linear_lr
+from .word2vec_numpy import check_config, check_vocab, init_vectors, linear_lr
 
 
 def draw_negatives(cum_table: torch.Tensor, shape, generator: torch.Generator) -> torch.Tensor:
@@ -62,6 +63,7 @@ def negative_sampling_update(w_out: torch.Tensor, h: torch.Tensor, positives: to
     ``w_out`` in place, and returns the gradient for the hidden vectors,
     ``sum_t g_t u_t`` (B, D), together with the summed loss.
     """
+    check_number("lr", lr, minimum=0.0)
     targets = torch.cat([positives[:, None], negatives], dim=1)  # (B, 1+K)
     u = w_out[targets]                                           # (B, 1+K, D)
     s = torch.bmm(u, h[:, :, None]).squeeze(-1)                  # (B, 1+K): s = u^T h
@@ -105,6 +107,7 @@ def sgns_step_shared(w_in: torch.Tensor, w_out: torch.Tensor, centers: torch.Ten
     ``centers``, ``contexts``: (B,) with B divisible by G; ``negatives``: (G, M).
     The loss (returned) is only computed when ``need_loss``; otherwise 0.0 is returned.
     """
+    check_number("lr", lr, minimum=0.0)
     B, D = centers.shape[0], w_in.shape[1]
     G, M = negatives.shape
     if B % G:
@@ -162,6 +165,7 @@ def window_negative_sampling_update(w_out: torch.Tensor, h: torch.Tensor, tokens
     chunk. Applies the updates to ``w_out`` in place and returns the gradient for ``h``
     (G, L, D) and the summed loss (0.0 unless ``need_loss``).
     """
+    check_number("lr", lr, minimum=0.0)
     G, L, D = h.shape
     M = negatives.shape[1]
     u = w_out.index_select(0, tokens.reshape(-1)).view(G, -1, D)             # (G, T, D) window rows
@@ -263,21 +267,25 @@ def train_word2vec(sentences: list[list[str]], cfg: Word2VecConfig, batch_size: 
     WordVectors
         The input vectors as NumPy float32, ``losses`` (mean loss per example), timing.
     """
+    check_config(cfg, Word2VecConfig)
+    check_loop_args(batch_size=batch_size, log_every=log_every, loss_every=loss_every, group_size=group_size,
+                    shared_negatives=shared_negatives, chunk_len=chunk_len)
     device = torch.device(device or "cpu")
-    vocab = vocab or Vocab.build(sentences, cfg.min_count)
+    vocab = check_vocab(vocab, sentences, cfg.min_count)
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     w_in_np, _ = init_vectors(len(vocab), cfg.vector_size, rng)
     w_in = torch.from_numpy(w_in_np).to(device)
     w_out = torch.zeros_like(w_in)
     ids, sent = vocab.encode(sentences)
+    check_corpus(ids, sent)
     keep = vocab.keep_probs(cfg.sample)
     cum = torch.from_numpy(vocab.cum_table(cfg.ns_exponent)).to(device)
     if cfg.sg and chunk_len:
         def window_step(tokens, mask, neg, lr, need_loss):
             return sgns_step_windows(w_in, w_out, tokens, mask, neg, lr, cfg.negative, need_loss)
         losses, seconds = run_window_epochs(window_step, ids, sent, keep, cum, cfg, rng, gen, batch_size,
-                                            chunk_len, shared_negatives, log_every, loss_every)
+                                            chunk_len, shared_negatives, log_every, loss_every, (w_in, w_out))
     else:
         if cfg.sg and group_size and batch_size % group_size:
             raise ValueError(f"batch_size {batch_size} must be a multiple of group_size {group_size}")
@@ -292,7 +300,7 @@ def train_word2vec(sentences: list[list[str]], cfg: Word2VecConfig, batch_size: 
             return cbow_step(w_in, w_out, cb, ob, neg, lr, cfg.cbow_mean)
         examples = skipgram_pairs if cfg.sg else cbow_windows
         losses, seconds = run_pair_epochs(pair_step, examples, ids, sent, keep, cfg, rng, device, batch_size,
-                                          group_size if cfg.sg else 1, log_every, loss_every)
+                                          group_size if cfg.sg else 1, log_every, loss_every, (w_in, w_out))
     return WordVectors(vocab.index_to_key, w_in.cpu().numpy(), counts=vocab.counts, losses=losses,
                        seconds=seconds, words=len(ids) * cfg.epochs)
 
@@ -304,21 +312,26 @@ def _log(epoch: int, step: int, losses: list, log_every: int, loss_every: int) -
 
 def run_pair_epochs(step_fn, examples, ids: np.ndarray, sent: np.ndarray, keep: np.ndarray, cfg,
                     rng: np.random.Generator, device, batch_size: int, multiple: int = 1,
-                    log_every: int = 0, loss_every: int = 1) -> tuple[list, float]:
+                    log_every: int = 0, loss_every: int = 1, params=()) -> tuple[list, float]:
     """The training loop over shuffled examples, shared by skip-gram, CBOW and FastText.
 
     Each epoch sub-samples the corpus, builds its examples with
     ``examples(ids, sent, cfg.window, rng)`` (:func:`skipgram_pairs` or :func:`cbow_windows`),
     shuffles them, keeps a multiple of ``multiple`` and hands batches of ``batch_size`` to
-    ``step_fn(centres, targets, lr, need_loss) -> summed loss``.
+    ``step_fn(centres, targets, lr, need_loss) -> summed loss``. The tensors in ``params``
+    are checked at the end of every epoch: NaN or inf stops training with a
+    ``FloatingPointError`` (:func:`~course_lib.embeddings.checks.check_finite`).
     Returns the recorded mean losses per example and the training time in seconds.
     """
+    check_loop_args(batch_size=batch_size, log_every=log_every, loss_every=loss_every)
     losses, step, start = [], 0, time.perf_counter()
     for epoch in range(cfg.epochs):
         e_ids, e_sent = subsample(ids, sent, keep, rng)
         c, o = examples(e_ids, e_sent, cfg.window, rng)
         perm = rng.permutation(len(c))
         n_keep = len(c) // max(1, multiple) * max(1, multiple)   # whole groups only
+        if n_keep == 0:                                          # sub-sampling left no example: next epoch
+            continue
         c, o = torch.from_numpy(c[perm][:n_keep]).to(device), torch.from_numpy(o[perm][:n_keep]).to(device)
         n_batches = max(1, -(-len(c) // batch_size))
         for b in range(n_batches):
@@ -328,7 +341,9 @@ def run_pair_epochs(step_fn, examples, ids: np.ndarray, sent: np.ndarray, keep: 
             step += 1
             if step % loss_every == 0:
                 losses.append(loss / len(cb))
+                check_loss(losses[-1], epoch, step, cfg, batch_size)
             _log(epoch, step, losses, log_every, loss_every)
+        check_finite(params, epoch, "alpha", cfg.alpha, batch_size)
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
     return losses, time.perf_counter() - start
@@ -336,14 +351,20 @@ def run_pair_epochs(step_fn, examples, ids: np.ndarray, sent: np.ndarray, keep: 
 
 def run_window_epochs(step_fn, ids: np.ndarray, sent: np.ndarray, keep: np.ndarray, cum: torch.Tensor,
                       cfg, rng: np.random.Generator, gen: torch.Generator, batch_size: int, chunk_len: int,
-                      shared_negatives: int, log_every: int = 0, loss_every: int = 1) -> tuple[list, float]:
+                      shared_negatives: int, log_every: int = 0, loss_every: int = 1,
+                      params=()) -> tuple[list, float]:
     """The training loop over chunks, shared by skip-gram and FastText (``chunk_len > 0``).
 
     Each epoch sub-samples the corpus, cuts it into chunks (:func:`window_chunks`) and
     shuffles them; each step hands ``batch_size / chunk_len`` chunks to
-    ``step_fn(tokens, mask, negatives, lr, need_loss) -> summed loss``.
+    ``step_fn(tokens, mask, negatives, lr, need_loss) -> summed loss``. The tensors in
+    ``params`` are checked at the end of every epoch, as in :func:`run_pair_epochs`.
     Returns the recorded mean losses per pair and the training time in seconds.
     """
+    check_loop_args(batch_size=batch_size, chunk_len=chunk_len, shared_negatives=shared_negatives,
+                    log_every=log_every, loss_every=loss_every)
+    if chunk_len < 1:
+        raise ValueError("chunk_len must be >= 1 for the chunk trainer")
     if batch_size % chunk_len:
         raise ValueError(f"batch_size {batch_size} must be a multiple of chunk_len {chunk_len}")
     n_chunks, device = batch_size // chunk_len, cum.device
@@ -364,12 +385,10 @@ def run_window_epochs(step_fn, ids: np.ndarray, sent: np.ndarray, keep: np.ndarr
             step += 1
             if record:
                 losses.append(loss / max(1, int(mask.sum())))              # mean loss per pair
-                if not np.isfinite(losses[-1]):
-                    raise FloatingPointError(
-                        f"training diverged at epoch {epoch}, step {step} (loss {losses[-1]}): rows shared by "
-                        f"many words of one batch add up too many stale updates; lower batch_size "
-                        f"(now {batch_size}) or alpha (now {cfg.alpha})")
+                check_loss(losses[-1], epoch, step, cfg, batch_size)
             _log(epoch, step, losses, log_every, loss_every)
+        check_finite(params, epoch, "alpha", cfg.alpha, batch_size)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return losses, time.perf_counter() - start
+

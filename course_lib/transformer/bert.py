@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .blocks import attend
+from ..attention.checks import check_int
+from .blocks import attend, check_config, check_ids, check_mask, check_values
 from .layers import ACTIVATIONS, LayerNorm, _check_activation
 from .loading import load_hf_state_dict
 
@@ -47,6 +48,15 @@ class BertConfig:
     attn_implementation: str = "sdpa"      # "sdpa" (fused, fast) or "eager" (chapter 3, returns weights)
 
     def __post_init__(self):
+        check_config(self, positive=("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                                     "intermediate_size", "max_position_embeddings", "type_vocab_size"),
+                     probabilities=("hidden_dropout_prob", "attention_probs_dropout_prob"),
+                     positive_floats=("layer_norm_eps",), non_negative_floats=("initializer_range",))
+        if self.attn_implementation not in ("sdpa", "eager"):
+            raise ValueError(f"attn_implementation must be 'sdpa' or 'eager', got {self.attn_implementation!r}")
+        if self.pad_token_id is not None and not 0 <= check_int("pad_token_id", self.pad_token_id) < self.vocab_size:
+            raise ValueError(f"pad_token_id={self.pad_token_id} must be in [0, vocab_size={self.vocab_size}) "
+                             "or None")
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(f"hidden_size={self.hidden_size} is not divisible by num_attention_heads="
                              f"{self.num_attention_heads}; pick a head count that divides the width")
@@ -210,7 +220,7 @@ class BertModel(nn.Module):
         output_attentions : bool
             Return every layer's attention weights (needs ``attn_implementation="eager"``).
         """
-        B, T = input_ids.shape
+        B, T = check_ids("input_ids", input_ids)
         if T > self.config.max_position_embeddings:
             raise ValueError(f"input has {T} tokens but the model has max_position_embeddings="
                              f"{self.config.max_position_embeddings}; truncate the input (tokenizer "
@@ -218,12 +228,18 @@ class BertModel(nn.Module):
         if output_attentions and self.config.attn_implementation != "eager":
             raise ValueError("output_attentions=True needs BertConfig(attn_implementation='eager'); "
                              "the fused 'sdpa' kernel does not form the weights")
+        c, ids = self.config, [("input_ids", input_ids, self.config.vocab_size, "vocab_size")]
+        for name, t, high, bound in (("token_type_ids", token_type_ids, c.type_vocab_size, "type_vocab_size"),
+                                     ("position_ids", position_ids, c.max_position_embeddings,
+                                      "max_position_embeddings")):
+            if t is not None:
+                check_ids(name, t, B, T)
+                ids.append((name, t, high, bound))
         mask = None
         if attention_mask is not None:
-            if tuple(attention_mask.shape) != (B, T):
-                raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, "
-                                 f"expected (B, T) = {(B, T)} like input_ids")
+            check_mask("attention_mask", attention_mask, (B, T), "(B, T) like input_ids")
             mask = attention_mask.bool()[:, None, None, :]        # (B, T) -> (B, 1, 1, T): keys to attend
+        check_values(ids, attention_mask)                         # id ranges and 0/1 mask, one device sync
         h = self.embeddings(input_ids, token_type_ids, position_ids)
         attentions, hidden = [], [h]
         for layer in self.encoder.layer:

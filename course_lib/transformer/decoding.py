@@ -21,10 +21,28 @@ Any model works that follows our causal-LM interface: ``model(input_ids, cache=N
 logits (B, T, V), ``model.new_cache(batch_size, max_length)`` gives a
 :class:`~course_lib.transformer.blocks.KVCache`, and ``model.context_length`` is the context.
 With ``use_cache=True`` the prompt is run once (prefill) and each step feeds one token.
+
+**Batches of prompts of different lengths** are padded on the *left* (the new tokens then follow
+the last real token of every row) and passed with their ``attention_mask``; :func:`generate` then
+calls ``model(ids, cache, attention_mask=..., position_ids=...)`` with Hugging Face's rules: the
+mask hides the pads from every query, positions count real tokens only
+(:math:`p_t = \sum_{s \le t} m_s - 1`, pads at 0), and each new token gets a 1 in the mask and the
+position after the last. A prompt's tokens are then the same alone or in a padded batch (tested).
 """
 from __future__ import annotations
 
 import torch
+
+from ..attention.checks import check_int, check_number
+from .blocks import check_ids, check_mask
+
+
+def _check_logits(logits) -> None:
+    if not isinstance(logits, torch.Tensor) or not logits.dtype.is_floating_point:
+        got = logits.dtype if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise TypeError(f"logits must be a floating-point tensor (..., V), got {got}")
+    if logits.dim() == 0 or logits.shape[-1] == 0:
+        raise ValueError(f"logits must have a vocabulary axis of size V >= 1, got shape {tuple(logits.shape)}")
 
 
 def top_k_filter(logits: torch.Tensor, top_k: int) -> torch.Tensor:
@@ -32,8 +50,8 @@ def top_k_filter(logits: torch.Tensor, top_k: int) -> torch.Tensor:
 
     logits (..., V) -> (..., V).
     """
-    if top_k < 1:
-        raise ValueError(f"top_k must be >= 1, got {top_k}")
+    _check_logits(logits)
+    top_k = check_int("top_k", top_k, minimum=1)
     top_k = min(top_k, logits.shape[-1])
     kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]                    # (..., 1) k-th largest
     return logits.masked_fill(logits < kth, float("-inf"))
@@ -44,13 +62,38 @@ def top_p_filter(logits: torch.Tensor, top_p: float, min_tokens_to_keep: int = 1
 
     logits (..., V) -> (..., V), the others set to -inf.
     """
-    if not 0.0 < top_p <= 1.0:
-        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    _check_logits(logits)
+    _check_top_p(top_p)
+    min_tokens_to_keep = check_int("min_tokens_to_keep", min_tokens_to_keep, minimum=1)
     sorted_logits, order = torch.sort(logits, descending=False, dim=-1)          # ascending
     cum = sorted_logits.softmax(dim=-1).cumsum(dim=-1)                           # P(tokens up to here)
     remove = cum <= (1.0 - top_p)                    # the unlikely tail, whose mass is <= 1 - p
     remove[..., -min_tokens_to_keep:] = False
     return logits.masked_fill(remove.scatter(-1, order, remove), float("-inf"))
+
+
+def _check_top_p(top_p) -> float:
+    top_p = check_number("top_p", top_p)
+    if not 0.0 < top_p <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}; 1.0 keeps every token")
+    return top_p
+
+
+def _check_sampling(do_sample, temperature, top_k, top_p, generator) -> None:
+    """Validate the sampling arguments, also when ``do_sample=False`` ignores them."""
+    if not isinstance(do_sample, bool):
+        raise TypeError(f"do_sample must be True or False, got {do_sample!r}")
+    temperature = check_number("temperature", temperature)
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0 when sampling, got {temperature}; use do_sample=False "
+                         "for greedy decoding (the limit temperature -> 0)")
+    if top_k is not None:
+        check_int("top_k", top_k, minimum=1)
+    if top_p is not None:
+        _check_top_p(top_p)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}; "
+                        "e.g. torch.Generator().manual_seed(0)")
 
 
 def sample_next_token(logits: torch.Tensor, do_sample: bool = False, temperature: float = 1.0,
@@ -59,12 +102,13 @@ def sample_next_token(logits: torch.Tensor, do_sample: bool = False, temperature
     """Choose the next token of every row: logits (B, V) -> ids (B,).
 
     ``do_sample=False`` is greedy (argmax); otherwise divide by ``temperature``, apply top-k and
-    top-p filters (in that order, as Hugging Face does) and sample with ``generator``.
+    top-p filters (in that order, as Hugging Face does) and sample with ``generator``. The sampling
+    arguments are validated in both cases, so a typo never hides behind ``do_sample=False``.
     """
+    _check_logits(logits)
+    _check_sampling(do_sample, temperature, top_k, top_p, generator)
     if not do_sample:
         return logits.argmax(dim=-1)
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0 when sampling, got {temperature}; use do_sample=False for greedy")
     logits = logits / temperature                                                # softmax(z / tau)
     if top_k is not None:
         logits = top_k_filter(logits, top_k)
@@ -80,19 +124,47 @@ def _check_room(model, T: int, max_new_tokens: int) -> None:
                          f"context of {model.context_length} tokens; shorten the prompt or generate fewer tokens")
 
 
+def _check_eos(model, eos_token_id) -> None:
+    if eos_token_id is None:
+        return
+    eos_token_id = check_int("eos_token_id", eos_token_id, minimum=0)
+    vocab_size = getattr(getattr(model, "config", None), "vocab_size", None)
+    if vocab_size is not None and eos_token_id >= vocab_size:
+        raise ValueError(f"eos_token_id={eos_token_id} is not in the model's vocabulary [0, {vocab_size})")
+
+
+def _prompt_positions(attention_mask: torch.Tensor, B: int, T: int) -> torch.Tensor:
+    """Validate a left-padded prompt mask (one sync) and return Hugging Face's position ids (B, T)."""
+    check_mask("attention_mask", attention_mask, (B, T), "(B, T) like input_ids")
+    m = attention_mask if attention_mask.dtype == torch.bool else attention_mask.float()
+    flags = torch.stack([((m != 0) & (m != 1)).any(), ~(m != 0).any(-1).all(), (m[:, -1] == 0).any()]).tolist()
+    if flags[0]:
+        raise ValueError("attention_mask must hold only 0 (padding) and 1 (real token)")
+    if flags[1]:
+        raise ValueError("a row of attention_mask is all padding; every prompt needs at least one real token")
+    if flags[2]:
+        raise ValueError("a prompt ends with padding: pad prompts on the left for generation "
+                         "(tokenizer.padding_side = 'left'), so that every row continues from a real token")
+    mask = attention_mask.long()
+    return (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)          # HF: cumsum(mask) - 1, pads at 0
+
+
 @torch.no_grad()
 def generate(model, input_ids: torch.Tensor, max_new_tokens: int, do_sample: bool = False,
              temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
              eos_token_id: int | None = None, use_cache: bool = True,
-             generator: torch.Generator | None = None, return_logits: bool = False):
+             generator: torch.Generator | None = None, return_logits: bool = False,
+             attention_mask: torch.Tensor | None = None):
     """Extend every prompt by up to ``max_new_tokens`` tokens.
 
     Parameters
     ----------
     model : causal LM with our interface (see the module docstring)
     input_ids : LongTensor (B, T)
-        Prompts of equal length (no padding).
-    do_sample, temperature, top_k, top_p : see :func:`sample_next_token`.
+        Prompts; of different lengths, padded on the left and described by ``attention_mask``.
+    max_new_tokens : int
+        >= 0; with 0 the prompt is returned unchanged (and an empty (B, 0, V) logits tensor).
+    do_sample, temperature, top_k, top_p : see :func:`sample_next_token` (validated even when greedy).
     eos_token_id : int, optional
         A row that produced it keeps producing it; generation stops when every row has.
     use_cache : bool
@@ -101,17 +173,33 @@ def generate(model, input_ids: torch.Tensor, max_new_tokens: int, do_sample: boo
         For reproducible sampling.
     return_logits : bool
         Also return the logits that chose each new token, (B, new, V).
+    attention_mask : Tensor (B, T), optional
+        1 real token, 0 left padding. As Hugging Face's ``generate`` does, positions are
+        ``cumsum(mask) - 1`` (pads 0), the new tokens continue from the last one, and the mask is
+        extended with ones; the model must then accept ``attention_mask`` and ``position_ids``.
 
     Returns
     -------
     LongTensor (B, T + new) — prompt followed by the new tokens — and, if asked, the logits.
     """
-    B, T = input_ids.shape
+    B, T = check_ids("input_ids", input_ids)
+    max_new_tokens = check_int("max_new_tokens", max_new_tokens, minimum=0)
+    _check_sampling(do_sample, temperature, top_k, top_p, generator)
+    _check_eos(model, eos_token_id)
     _check_room(model, T, max_new_tokens)
-    cache = model.new_cache(B, T + max_new_tokens) if use_cache else None
+    mask = positions = None
+    if attention_mask is not None:
+        mask, positions = attention_mask, _prompt_positions(attention_mask, B, T)
+    cache = model.new_cache(B, T + max_new_tokens) if use_cache and max_new_tokens else None
+
+    def next_logits(ids, pos):                   # the model's logits at the last position, (B, V)
+        if mask is None:
+            return model(ids, cache)[:, -1]
+        return model(ids, cache, attention_mask=mask, position_ids=pos)[:, -1]
+
     seq, steps = input_ids, []
     done = torch.zeros(B, dtype=torch.bool, device=input_ids.device)
-    logits = model(input_ids, cache)[:, -1]                                      # prefill: (B, V)
+    logits = next_logits(input_ids, positions)                                   # prefill: (B, V)
     for step in range(max_new_tokens):
         steps.append(logits)
         nxt = sample_next_token(logits, do_sample, temperature, top_k, top_p, generator)   # (B,)
@@ -121,8 +209,16 @@ def generate(model, input_ids: torch.Tensor, max_new_tokens: int, do_sample: boo
         seq = torch.cat([seq, nxt[:, None]], dim=1)                              # (B, T') -> (B, T' + 1)
         if bool(done.all()) or step == max_new_tokens - 1:
             break
-        logits = (model(nxt[:, None], cache) if use_cache else model(seq))[:, -1]
-    return (seq, torch.stack(steps, dim=1)) if return_logits else seq
+        if mask is not None:
+            mask = torch.cat([mask, mask.new_ones(B, 1)], dim=1)                 # the new token is real
+            positions = torch.cat([positions, positions[:, -1:] + 1], dim=1)     # one after the last
+        if use_cache:
+            logits = next_logits(nxt[:, None], None if positions is None else positions[:, -1:])
+        else:
+            logits = next_logits(seq, positions)
+    if not return_logits:
+        return seq
+    return seq, (torch.stack(steps, dim=1) if steps else logits.new_zeros(B, 0, logits.shape[-1]))
 
 
 @torch.no_grad()
@@ -137,6 +233,7 @@ def beam_search(model, input_ids: torch.Tensor, num_beams: int, max_new_tokens: 
     num_beams : int
         Number of prefixes kept at each step (1 = greedy).
     max_new_tokens : int
+        >= 0; with 0 the prompt itself is returned with score 0.0 (no token, no log-probability).
     length_penalty : float
         :math:`\\alpha` in score = sum of log-probabilities / L^alpha (L = generated tokens).
     eos_token_id : int, optional
@@ -146,12 +243,17 @@ def beam_search(model, input_ids: torch.Tensor, num_beams: int, max_new_tokens: 
     -------
     tokens : LongTensor (1, T + L);  score : float
     """
-    if input_ids.shape[0] != 1:
-        raise ValueError(f"beam_search takes one prompt, input_ids of shape (1, T); got {tuple(input_ids.shape)}")
-    if num_beams < 1:
-        raise ValueError(f"num_beams must be >= 1, got {num_beams}")
-    T = input_ids.shape[1]
+    B, T = check_ids("input_ids", input_ids)
+    if B != 1:
+        raise ValueError(f"beam_search takes one prompt, input_ids of shape (1, T); got {tuple(input_ids.shape)}"
+                         "; loop over the prompts")
+    num_beams = check_int("num_beams", num_beams, minimum=1)
+    max_new_tokens = check_int("max_new_tokens", max_new_tokens, minimum=0)
+    length_penalty = check_number("length_penalty", length_penalty)
+    _check_eos(model, eos_token_id)
     _check_room(model, T, max_new_tokens)
+    if max_new_tokens == 0:
+        return input_ids.clone(), 0.0
     beams = input_ids.repeat(num_beams, 1)                                       # (K, T)
     scores = torch.full((num_beams,), float("-inf"), device=input_ids.device)
     scores[0] = 0.0                    # all beams start equal: expand only the first at step 1

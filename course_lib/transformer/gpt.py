@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .blocks import KVCache, attend
+from .blocks import KVCache, attend, check_config, check_ids, check_mask, check_values
 from .layers import ACTIVATIONS, LayerNorm, _check_activation
 
 
@@ -45,12 +45,25 @@ class GPT2Config:
     bos_token_id: int = 50256
     eos_token_id: int = 50256
     attn_implementation: str = "sdpa"  # "sdpa" (fused) or "eager" (chapter 3's attention)
+    scale_attn_weights: bool = True    # scores / sqrt(Dh); False: raw q.k
+    scale_attn_by_inverse_layer_idx: bool = False   # also divide the scores of layer i by i + 1
+    reorder_and_upcast_attn: bool = False           # not implemented (a mixed-precision detail): raises
+    add_cross_attention: bool = False               # not implemented (GPT-2 as a decoder of an encoder): raises
 
     def __post_init__(self):
+        check_config(self, positive=("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"),
+                     optional_positive=("n_inner",), probabilities=("resid_pdrop", "embd_pdrop", "attn_pdrop"),
+                     positive_floats=("layer_norm_epsilon",), non_negative_floats=("initializer_range",))
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}; "
                              "pick a head count that divides the width")
         _check_activation(self.activation_function)
+        if self.attn_implementation not in ("sdpa", "eager"):
+            raise ValueError(f"attn_implementation must be 'sdpa' or 'eager', got {self.attn_implementation!r}")
+        for option in ("reorder_and_upcast_attn", "add_cross_attention"):
+            if getattr(self, option):
+                raise NotImplementedError(f"GPT2Config({option}=True) is not implemented here; "
+                                          f"use {option}=False (the GPT-2 default)")
 
     @classmethod
     def from_dict(cls, d: dict) -> "GPT2Config":
@@ -66,18 +79,24 @@ class GPT2Attention(nn.Module):
         self.n_head, self.head_dim = config.n_head, config.n_embd // config.n_head
         self.layer_idx, self.implementation = layer_idx, config.attn_implementation
         self.attn_pdrop = config.attn_pdrop
+        scale = self.head_dim ** -0.5 if config.scale_attn_weights else 1.0       # s = 1 / sqrt(Dh)
+        if config.scale_attn_by_inverse_layer_idx:
+            scale /= float(layer_idx + 1)                                         # s = 1 / (sqrt(Dh) (i + 1))
+        # None: the kernels' own 1 / sqrt(Dh), bit for bit as before
+        self.scale = None if config.scale_attn_weights and not config.scale_attn_by_inverse_layer_idx else scale
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd)
         self.resid_dropout = nn.Dropout(config.resid_pdrop)
 
-    def forward(self, x, cache: KVCache | None = None):
+    def forward(self, x, cache: KVCache | None = None, mask: torch.Tensor | None = None):
+        """x (B, T, D); mask bool (B, 1, 1, T_past + T), True = a real key, or None (no padding)."""
         B, T, D = x.shape
         q, k, v = self.c_attn(x).split(D, dim=-1)                                 # (B, T, 3D) -> 3 x (B, T, D)
         q, k, v = (t.view(B, T, self.n_head, self.head_dim).transpose(1, 2) for t in (q, k, v))  # (B, H, T, Dh)
         if cache is not None:
             k, v = cache.update(self.layer_idx, k, v)                             # (B, H, T_past + T, Dh)
-        out, weights = attend(q, k, v, causal=True, implementation=self.implementation,
-                              dropout_p=self.attn_pdrop if self.training else 0.0)
+        out, weights = attend(q, k, v, mask, causal=True, implementation=self.implementation,
+                              dropout_p=self.attn_pdrop if self.training else 0.0, scale=self.scale)
         out = out.transpose(1, 2).reshape(B, T, D)                                # (B, H, T, Dh) -> (B, T, D)
         return self.resid_dropout(self.c_proj(out)), weights
 
@@ -107,8 +126,8 @@ class GPT2Block(nn.Module):
         self.ln_2 = LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
         self.mlp = GPT2MLP(config)
 
-    def forward(self, x, cache: KVCache | None = None):
-        a, weights = self.attn(self.ln_1(x), cache)
+    def forward(self, x, cache: KVCache | None = None, mask: torch.Tensor | None = None):
+        a, weights = self.attn(self.ln_1(x), cache, mask)
         x = x + a                                                                # residual around attention
         return x + self.mlp(self.ln_2(x)), weights                               # residual around the FFN
 
@@ -130,6 +149,7 @@ class GPT2LMHeadModel(nn.Module):
 
     With a :class:`~course_lib.transformer.blocks.KVCache` (from :meth:`new_cache`), ``input_ids``
     are the *new* tokens only; their positions start at ``cache.length`` and the cache is extended.
+    Padded batches take ``attention_mask`` (and ``position_ids``) with Hugging Face's meaning.
     """
     hf_transposed = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
     hf_ignored = ("attn.bias", "attn.masked_bias")        # causal-mask buffers of old checkpoints
@@ -160,23 +180,57 @@ class GPT2LMHeadModel(nn.Module):
         """An empty KV cache for ``batch_size`` sequences of up to ``max_length`` (default n_positions)."""
         p = self.lm_head.weight
         c = self.config
-        return KVCache(c.n_layer, batch_size, c.n_head, max_length or c.n_positions, c.n_embd // c.n_head,
+        max_length = c.n_positions if max_length is None else max_length
+        return KVCache(c.n_layer, batch_size, c.n_head, max_length, c.n_embd // c.n_head,
                        device=p.device, dtype=p.dtype)
 
     def forward(self, input_ids: torch.Tensor, cache: KVCache | None = None,
+                attention_mask: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
                 output_attentions: bool = False):
-        """input_ids (B, T) -> logits (B, T, V); with ``output_attentions`` also the per-layer weights."""
-        B, T = input_ids.shape
+        """input_ids (B, T) -> logits (B, T, V); with ``output_attentions`` also the per-layer weights.
+
+        Parameters
+        ----------
+        input_ids : LongTensor (B, T)
+            Token ids in [0, vocab_size); with a cache, the new tokens only.
+        cache : KVCache, optional
+        attention_mask : Tensor (B, T_past + T), optional
+            1 for real tokens, 0 for padding, over the cached *and* the new positions (Hugging Face's
+            convention); padded keys are hidden from every query. A query with no real key before it
+            (a left-padding position) gets a zero attention output.
+        position_ids : LongTensor (B, T) or (1, T), optional
+            Rows of the position table. Default ``T_past, ..., T_past + T - 1`` for every row, whatever
+            the mask says (as in Hugging Face's ``GPT2Model.forward``); for left-padded prompts pass
+            ``attention_mask.cumsum(-1) - 1`` (pads 0), which :func:`~.decoding.generate` does.
+        output_attentions : bool
+            Also return each layer's weights (B, H, T, T_past + T) (needs ``attn_implementation="eager"``).
+        """
+        B, T = check_ids("input_ids", input_ids)
+        c = self.config
+        if output_attentions and c.attn_implementation != "eager":
+            raise ValueError("output_attentions=True needs GPT2Config(attn_implementation='eager'); "
+                             "the fused 'sdpa' kernel does not form the weights")
         past = cache.length if cache is not None else 0
-        if past + T > self.config.n_positions:
+        if past + T > c.n_positions:
             raise ValueError(f"sequence of {past + T} tokens ({past} cached + {T} new) is longer than the "
-                             f"context n_positions={self.config.n_positions}; keep only the last "
-                             f"{self.config.n_positions} tokens")
-        pos = torch.arange(past, past + T, device=input_ids.device)               # positions of the new tokens
-        x = self.transformer.drop(self.transformer.wte(input_ids) + self.transformer.wpe(pos))  # (B, T, D)
+                             f"context n_positions={c.n_positions}; keep only the last "
+                             f"{c.n_positions} tokens")
+        if cache is not None:
+            cache.check_batch(B)
+        ids = [("input_ids", input_ids, c.vocab_size, "vocab_size")]
+        if position_ids is not None:
+            check_ids("position_ids", position_ids, B, T)
+            ids.append(("position_ids", position_ids, c.n_positions, "n_positions"))
+        if attention_mask is not None:
+            check_mask("attention_mask", attention_mask, (B, past + T), "(B, T_past + T)")
+        padded = check_values(ids, attention_mask)                                # one device sync
+        mask = attention_mask.bool()[:, None, None, :] if padded else None        # (B, 1, 1, T_past + T)
+        if position_ids is None:
+            position_ids = torch.arange(past, past + T, device=input_ids.device)[None]   # (1, T)
+        x = self.transformer.drop(self.transformer.wte(input_ids) + self.transformer.wpe(position_ids))  # (B, T, D)
         attentions = []
         for block in self.transformer.h:
-            x, weights = block(x, cache)
+            x, weights = block(x, cache, mask)
             attentions.append(weights)
         if cache is not None:
             cache.advance(T)

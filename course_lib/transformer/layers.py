@@ -32,6 +32,8 @@ import torch.nn.functional as F
 from scipy.special import erf
 from torch import nn
 
+from ..attention.checks import check_int, check_number
+
 # --------------------------------------------------------------------------- NumPy
 
 
@@ -50,7 +52,7 @@ def layer_norm_numpy(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: f
     -------
     ndarray, shape (..., D), same dtype as ``x``.
     """
-    _check_norm_shapes(x.shape, weight.shape, "layer_norm_numpy")
+    _check_norm_shapes(x.shape, weight.shape, "layer_norm_numpy", eps)
     mu = x.mean(axis=-1, keepdims=True)                       # mu = (1/D) sum_i x_i
     var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)        # sigma^2, biased: divide by D
     x_hat = (x - mu) / np.sqrt(var + eps)                     # (x - mu) / sqrt(sigma^2 + eps)
@@ -59,7 +61,7 @@ def layer_norm_numpy(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: f
 
 def rms_norm_numpy(x: np.ndarray, weight: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     """RMSNorm over the last axis (NumPy): ``weight * x / sqrt(mean(x^2) + eps)``."""
-    _check_norm_shapes(x.shape, weight.shape, "rms_norm_numpy")
+    _check_norm_shapes(x.shape, weight.shape, "rms_norm_numpy", eps)
     ms = (x.astype(np.float64) ** 2).mean(axis=-1, keepdims=True)   # (1/D) sum_i x_i^2
     return (weight * (x / np.sqrt(ms + eps))).astype(x.dtype)
 
@@ -80,6 +82,7 @@ def feed_forward_numpy(x: np.ndarray, params: dict, activation: str = "gelu") ->
     ``params`` holds ``fc1.weight`` (F, D), ``fc1.bias`` (F,), ``fc2.weight`` (D, F), ``fc2.bias`` (D,).
     """
     act = ACTIVATIONS_NUMPY[_check_activation(activation)]
+    _check_ffn_params(params, x.shape)
     h = x @ params["fc1.weight"].T + params["fc1.bias"]       # (B, T, D) -> (B, T, F)
     h = act(h)
     return h @ params["fc2.weight"].T + params["fc2.bias"]    # (B, T, F) -> (B, T, D)
@@ -90,7 +93,7 @@ def feed_forward_numpy(x: np.ndarray, params: dict, activation: str = "gelu") ->
 
 def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """Layer normalisation over the last axis, written out (same signature as the NumPy version)."""
-    _check_norm_shapes(tuple(x.shape), tuple(weight.shape), "layer_norm")
+    _check_norm_shapes(tuple(x.shape), tuple(weight.shape), "layer_norm", eps)
     mu = x.mean(dim=-1, keepdim=True)                          # mu
     var = (x - mu).pow(2).mean(dim=-1, keepdim=True)           # biased variance
     return (x - mu) * torch.rsqrt(var + eps) * weight + bias   # gamma (x - mu) / sqrt(var + eps) + beta
@@ -98,7 +101,7 @@ def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: f
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """RMSNorm, computed in float32 like Hugging Face Llama, returned in the input dtype."""
-    _check_norm_shapes(tuple(x.shape), tuple(weight.shape), "rms_norm")
+    _check_norm_shapes(tuple(x.shape), tuple(weight.shape), "rms_norm", eps)
     x32 = x.float()
     x32 = x32 * torch.rsqrt(x32.pow(2).mean(dim=-1, keepdim=True) + eps)   # x / sqrt(mean(x^2) + eps)
     return weight * x32.to(x.dtype)
@@ -117,6 +120,7 @@ def gelu(x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
 def feed_forward(x: torch.Tensor, params: dict, activation: str = "gelu") -> torch.Tensor:
     """Position-wise FFN (PyTorch), same signature as :func:`feed_forward_numpy`."""
     act = ACTIVATIONS[_check_activation(activation)]
+    _check_ffn_params(params, x.shape)
     h = F.linear(x, params["fc1.weight"], params["fc1.bias"])  # (B, T, D) -> (B, T, F)
     return F.linear(act(h), params["fc2.weight"], params["fc2.bias"])   # (B, T, F) -> (B, T, D)
 
@@ -139,13 +143,32 @@ ACTIVATIONS_NUMPY = {
 }
 
 
+_FFN_SHAPES = ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias")
+
+
+def _check_ffn_params(params, x_shape) -> None:
+    missing = [k for k in _FFN_SHAPES if k not in params] if isinstance(params, dict) else list(_FFN_SHAPES)
+    if missing:
+        raise ValueError(f"params must be a dict with {list(_FFN_SHAPES)}; missing {missing}")
+    (F_, D), (D2, F2) = params["fc1.weight"].shape, params["fc2.weight"].shape
+    if x_shape[-1] != D or (D2, F2) != (D, F_) or params["fc1.bias"].shape != (F_,) or params["fc2.bias"].shape != (D,):
+        raise ValueError(f"feed-forward shapes do not fit: x {tuple(x_shape)}, fc1.weight {(F_, D)} (F, D), "
+                         f"fc2.weight {(D2, F2)} (D, F), fc1.bias {tuple(params['fc1.bias'].shape)} (F,), "
+                         f"fc2.bias {tuple(params['fc2.bias'].shape)} (D,); weights are stored (out, in) "
+                         "like nn.Linear")
+
+
 def _check_activation(name: str) -> str:
-    if name not in ACTIVATIONS:
+    if not isinstance(name, str) or name not in ACTIVATIONS:
         raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
     return name
 
 
-def _check_norm_shapes(x_shape, w_shape, fn: str) -> None:
+def _check_norm_shapes(x_shape, w_shape, fn: str, eps: float | None = None) -> None:
+    if eps is not None:
+        check_number(f"{fn}: eps", eps, positive=True)
+    if len(x_shape) == 0:
+        raise ValueError(f"{fn}: input must have a feature axis (..., D), got a scalar")
     if len(w_shape) != 1 or x_shape[-1] != w_shape[0]:
         raise ValueError(f"{fn}: input of shape {tuple(x_shape)} has {x_shape[-1]} features but "
                          f"weight has shape {tuple(w_shape)}; they must agree on the last axis")
@@ -167,7 +190,8 @@ class LayerNorm(nn.Module):
 
     def __init__(self, normalized_shape: int, eps: float = 1e-5, fused: bool = True):
         super().__init__()
-        self.eps, self.fused = eps, fused
+        check_int("normalized_shape", normalized_shape, minimum=1)
+        self.eps, self.fused = check_number("eps", eps, positive=True), fused
         self.weight = nn.Parameter(torch.ones(normalized_shape))
         self.bias = nn.Parameter(torch.zeros(normalized_shape))
 
@@ -182,7 +206,8 @@ class RMSNorm(nn.Module):
 
     def __init__(self, hidden_size: int, eps: float = 1e-6):
         super().__init__()
-        self.eps = eps
+        check_int("hidden_size", hidden_size, minimum=1)
+        self.eps = check_number("eps", eps, positive=True)
         self.weight = nn.Parameter(torch.ones(hidden_size))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -18,12 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from ..attention.checks import check_int
 from ..attention.position import apply_rope, rope_cos_sin_torch
-from .blocks import KVCache, attend
-from .layers import RMSNorm
+from .blocks import KVCache, attend, check_config, check_ids, check_mask, check_values
+from .layers import ACTIVATIONS, RMSNorm, _check_activation
 from .loading import load_hf_state_dict
 
 
@@ -42,13 +42,34 @@ class LlamaConfig:
     rope_theta: float = 100000.0
     tie_word_embeddings: bool = True
     attn_implementation: str = "sdpa"
+    hidden_act: str = "silu"              # the SwiGLU gate's activation
+    pad_token_id: int | None = None       # its embedding row gets no gradient (nn.Embedding padding_idx)
+    attention_dropout: float = 0.0
+    attention_bias: bool = False          # not implemented: raises
+    mlp_bias: bool = False                # not implemented: raises
 
     def __post_init__(self):
+        check_config(self, positive=("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                                     "num_attention_heads", "num_key_value_heads", "max_position_embeddings"),
+                     optional_positive=("head_dim",), probabilities=("attention_dropout",),
+                     positive_floats=("rms_norm_eps", "rope_theta"))
+        _check_activation(self.hidden_act)
+        if self.attn_implementation not in ("sdpa", "eager"):
+            raise ValueError(f"attn_implementation must be 'sdpa' or 'eager', got {self.attn_implementation!r}")
+        for option in ("attention_bias", "mlp_bias"):
+            if getattr(self, option):
+                raise NotImplementedError(f"LlamaConfig({option}=True) is not implemented here (Llama's "
+                                          f"projections have no biases); use {option}=False")
+        if self.pad_token_id is not None and not 0 <= check_int("pad_token_id", self.pad_token_id) < self.vocab_size:
+            raise ValueError(f"pad_token_id={self.pad_token_id} must be in [0, vocab_size={self.vocab_size}) "
+                             "or None")
         if self.head_dim is None:
             if self.hidden_size % self.num_attention_heads:
                 raise ValueError(f"hidden_size={self.hidden_size} is not divisible by num_attention_heads="
                                  f"{self.num_attention_heads}; pick a divisor or set head_dim")
             self.head_dim = self.hidden_size // self.num_attention_heads
+        if self.head_dim % 2:
+            raise ValueError(f"head_dim={self.head_dim} must be even: RoPE rotates pairs of features")
         if self.num_attention_heads % self.num_key_value_heads:
             raise ValueError(f"num_attention_heads={self.num_attention_heads} is not a multiple of "
                              f"num_key_value_heads={self.num_key_value_heads}; each key/value head must "
@@ -62,7 +83,14 @@ class LlamaConfig:
         if "rope_theta" in rope:
             d["rope_theta"] = rope["rope_theta"]
         if rope.get("rope_type", "default") != "default":
-            raise ValueError(f"only the default RoPE is implemented, got rope_type={rope['rope_type']!r}")
+            raise NotImplementedError(f"only the default RoPE is implemented, got rope_type={rope['rope_type']!r}; "
+                                      "remove rope_parameters['rope_type'] (and the scaling) to use plain RoPE")
+        if d.get("rope_scaling"):
+            raise NotImplementedError(f"rope_scaling={d['rope_scaling']!r} is not implemented; only plain RoPE is")
+        if d.get("pretraining_tp", 1) not in (1, None):
+            raise NotImplementedError(f"pretraining_tp={d['pretraining_tp']} is not implemented; use 1")
+        if d.get("num_key_value_heads") is None:          # Hugging Face: None means one per query head
+            d["num_key_value_heads"] = d.get("num_attention_heads", cls.num_attention_heads)
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
@@ -70,6 +98,14 @@ def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
     """(B, H_kv, T, Dh) -> (B, H_kv * n_rep, T, Dh): each key/value head copied for its query group."""
     B, H_kv, T, Dh = x.shape
     return x[:, :, None].expand(B, H_kv, n_rep, T, Dh).reshape(B, H_kv * n_rep, T, Dh)
+
+
+def rope_cos_sin_at(position_ids: torch.Tensor, dim: int, base: float, dtype=torch.float32):
+    """RoPE tables at given positions: (B, T) -> cos, sin (B, 1, T, dim), angles in float32 as in HF."""
+    inv_freq = 1.0 / base ** (torch.arange(0, dim, 2, device=position_ids.device, dtype=torch.float32) / dim)
+    angles = position_ids[..., None].float() * inv_freq                          # (B, T, dim / 2): m theta_i
+    angles = torch.cat([angles, angles], dim=-1)[:, None]                        # (B, 1, T, dim)
+    return angles.cos().to(dtype), angles.sin().to(dtype)
 
 
 class LlamaAttention(nn.Module):
@@ -82,7 +118,7 @@ class LlamaAttention(nn.Module):
         self.v_proj = nn.Linear(config.hidden_size, H_kv * Dh, bias=False)
         self.o_proj = nn.Linear(H * Dh, config.hidden_size, bias=False)
 
-    def forward(self, x, cos, sin, cache: KVCache | None = None):
+    def forward(self, x, cos, sin, cache: KVCache | None = None, mask: torch.Tensor | None = None):
         B, T, _ = x.shape
         c = self.config
         q = self.q_proj(x).view(B, T, c.num_attention_heads, c.head_dim).transpose(1, 2)   # (B, H, T, Dh)
@@ -92,9 +128,11 @@ class LlamaAttention(nn.Module):
         if cache is not None:
             k, v = cache.update(self.layer_idx, k, v)               # the cache holds only H_kv heads
         n_rep = c.num_attention_heads // c.num_key_value_heads
-        out, _ = attend(q, repeat_kv(k, n_rep), repeat_kv(v, n_rep), causal=True,
-                        implementation=c.attn_implementation)
-        return self.o_proj(out.transpose(1, 2).reshape(B, T, -1))  # (B, H, T, Dh) -> (B, T, H * Dh) -> (B, T, D)
+        out, _ = attend(q, repeat_kv(k, n_rep), repeat_kv(v, n_rep), mask, causal=True,
+                        implementation=c.attn_implementation,
+                        dropout_p=c.attention_dropout if self.training else 0.0)
+        out = out.transpose(1, 2).reshape(B, T, c.num_attention_heads * c.head_dim)   # (B, H, T, Dh) -> (B, T, H * Dh)
+        return self.o_proj(out)                                                         # (B, T, D)
 
 
 class LlamaMLP(nn.Module):
@@ -105,9 +143,10 @@ class LlamaMLP(nn.Module):
         self.gate_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=False)
         self.up_proj = nn.Linear(config.hidden_size, config.intermediate_size, bias=False)
         self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
+        self.act_fn = ACTIVATIONS[config.hidden_act]
 
     def forward(self, x):
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))      # (B, T, D) -> (B, T, F) -> (B, T, D)
+        return self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))  # (B, T, D) -> (B, T, F) -> (B, T, D)
 
 
 class LlamaDecoderLayer(nn.Module):
@@ -120,15 +159,16 @@ class LlamaDecoderLayer(nn.Module):
         self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.mlp = LlamaMLP(config)
 
-    def forward(self, x, cos, sin, cache=None):
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, cache)
+    def forward(self, x, cos, sin, cache=None, mask=None):
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, cache, mask)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
 class LlamaModel(nn.Module):
     def __init__(self, config: LlamaConfig):
         super().__init__()
-        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        # padding_idx as in Hugging Face: the pad token's row gets zero gradient from the lookup
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
         self.layers = nn.ModuleList([LlamaDecoderLayer(config, i) for i in range(config.num_hidden_layers)])
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
 
@@ -146,6 +186,8 @@ class LlamaForCausalLM(nn.Module):
         for m in self.modules():
             if isinstance(m, (nn.Linear, nn.Embedding)):
                 nn.init.normal_(m.weight, std=0.02)
+            if isinstance(m, nn.Embedding) and m.padding_idx is not None:
+                nn.init.zeros_(m.weight[m.padding_idx])                            # as Hugging Face initialises it
         if config.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight
         self.hf_tied = ("lm_head.weight",) if config.tie_word_embeddings else ()
@@ -156,20 +198,44 @@ class LlamaForCausalLM(nn.Module):
 
     def new_cache(self, batch_size: int, max_length: int | None = None) -> KVCache:
         c, p = self.config, self.lm_head.weight
-        return KVCache(c.num_hidden_layers, batch_size, c.num_key_value_heads,
-                       max_length or c.max_position_embeddings, c.head_dim, device=p.device, dtype=p.dtype)
+        max_length = c.max_position_embeddings if max_length is None else max_length
+        return KVCache(c.num_hidden_layers, batch_size, c.num_key_value_heads, max_length, c.head_dim,
+                       device=p.device, dtype=p.dtype)
 
-    def forward(self, input_ids: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        B, T = input_ids.shape
+    def forward(self, input_ids: torch.Tensor, cache: KVCache | None = None,
+                attention_mask: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """input_ids (B, T) -> logits (B, T, V).
+
+        ``attention_mask`` (B, T_past + T): 1 real token, 0 padding (cached and new positions).
+        ``position_ids`` (B, T) or (1, T): the RoPE positions, default ``T_past .. T_past + T - 1``
+        for every row whatever the mask (Hugging Face's convention); :func:`~.decoding.generate`
+        passes ``attention_mask.cumsum(-1) - 1`` for left-padded prompts.
+        """
+        B, T = check_ids("input_ids", input_ids)
+        c = self.config
         past = cache.length if cache is not None else 0
-        if past + T > self.config.max_position_embeddings:
+        if past + T > c.max_position_embeddings:
             raise ValueError(f"sequence of {past + T} tokens ({past} cached + {T} new) is longer than the "
-                             f"context max_position_embeddings={self.config.max_position_embeddings}")
+                             f"context max_position_embeddings={c.max_position_embeddings}")
+        if cache is not None:
+            cache.check_batch(B)
+        ids = [("input_ids", input_ids, c.vocab_size, "vocab_size")]
+        if position_ids is not None:
+            check_ids("position_ids", position_ids, B, T)
+            ids.append(("position_ids", position_ids, c.max_position_embeddings, "max_position_embeddings"))
+        if attention_mask is not None:
+            check_mask("attention_mask", attention_mask, (B, past + T), "(B, T_past + T)")
+        padded = check_values(ids, attention_mask)                                # one device sync
+        mask = attention_mask.bool()[:, None, None, :] if padded else None        # (B, 1, 1, T_past + T)
         x = self.model.embed_tokens(input_ids)                                    # (B, T, D)
-        cos, sin = rope_cos_sin_torch(T, self.config.head_dim, self.config.rope_theta, offset=past,
-                                      device=x.device, dtype=x.dtype)             # (T, Dh) for positions past..
+        if position_ids is None:
+            cos, sin = rope_cos_sin_torch(T, c.head_dim, c.rope_theta, offset=past,
+                                          device=x.device, dtype=x.dtype)         # (T, Dh) for positions past..
+        else:
+            cos, sin = rope_cos_sin_at(position_ids, c.head_dim, c.rope_theta, dtype=x.dtype)  # (B', 1, T, Dh)
         for layer in self.model.layers:
-            x = layer(x, cos, sin, cache)
+            x = layer(x, cos, sin, cache, mask)
         if cache is not None:
             cache.advance(T)
         return self.lm_head(self.model.norm(x))                                   # (B, T, V)

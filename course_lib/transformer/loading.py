@@ -58,6 +58,16 @@ def load_hf_state_dict(model: nn.Module, hf_state_dict: Mapping[str, torch.Tenso
         Naming the missing tensors (in ``model``, absent from the checkpoint), the unexpected ones
         (in the checkpoint, unknown to ``model``) and those whose shapes differ.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be one of our nn.Module models, got {type(model).__name__}")
+    if not isinstance(hf_state_dict, Mapping):
+        raise TypeError(f"hf_state_dict must be a mapping name -> tensor such as hf_model.state_dict() or "
+                        f"safetensors.torch.load_file(path), got {type(hf_state_dict).__name__}")
+    if not isinstance(strip_prefix, str):
+        raise TypeError(f"strip_prefix must be a str such as 'bert.', got {type(strip_prefix).__name__}")
+    not_tensors = [n for n, t in hf_state_dict.items() if not isinstance(t, torch.Tensor)]
+    if not_tensors:
+        raise TypeError(f"hf_state_dict must map names to tensors; not tensors: {not_tensors[:_SHOW]}")
     transposed = getattr(model, "hf_transposed", ())
     ignored = getattr(model, "hf_ignored", ())
     tied = set(getattr(model, "hf_tied", ()))

@@ -21,8 +21,10 @@ import torch
 from torch import nn
 
 from ..attention import causal_mask
+from ..attention.checks import check_int
 from ..attention.position import sinusoidal_encoding_torch
-from .blocks import Transformer
+from .blocks import Transformer, check_config, check_ids, check_mask, check_values
+from .layers import _check_activation
 
 
 @dataclass
@@ -44,6 +46,14 @@ class Seq2SeqConfig:
     scale_embedding: bool = True
 
     def __post_init__(self):
+        check_config(self, positive=("vocab_size", "d_model", "encoder_layers", "decoder_layers",
+                                     "encoder_attention_heads", "encoder_ffn_dim", "max_position_embeddings"),
+                     probabilities=("dropout",))
+        _check_activation(self.activation_function)
+        for name in ("pad_token_id", "decoder_start_token_id", "eos_token_id"):
+            value = check_int(f"Seq2SeqConfig.{name}", getattr(self, name), minimum=0)
+            if value >= self.vocab_size:
+                raise ValueError(f"Seq2SeqConfig.{name}={value} must be < vocab_size={self.vocab_size}")
         if self.d_model % self.encoder_attention_heads:
             raise ValueError(f"d_model={self.d_model} is not divisible by encoder_attention_heads="
                              f"{self.encoder_attention_heads}; pick a head count that divides the width")
@@ -78,13 +88,24 @@ class Seq2SeqTransformer(nn.Module):
         return self.dropout(self.shared(ids) * scale + self.positions[:T])
 
     def encode(self, input_ids, attention_mask=None):
-        """Source ids (B, T_src) -> memory (B, T_src, D) and the key mask (B, 1, 1, T_src) or None."""
+        """Source ids (B, T_src) -> memory (B, T_src, D) and the key mask (B, 1, 1, T_src) or None.
+
+        ``attention_mask`` (B, T_src): 1 real token, 0 padding; a row of zeros gives zero attention outputs.
+        """
+        B, T = check_ids("input_ids", input_ids)
+        if attention_mask is not None:
+            check_mask("attention_mask", attention_mask, (B, T), "(B, T_src) like input_ids")
+        check_values([("input_ids", input_ids, self.config.vocab_size, "vocab_size")], attention_mask)
         mask = None if attention_mask is None else attention_mask.bool()[:, None, None, :]
         return self.transformer.encode(self.embed(input_ids), mask), mask
 
     def decode(self, decoder_input_ids, memory, memory_mask=None):
         """Target prefix (B, T_tgt) -> logits (B, T_tgt, V); causal self-attention, cross-attention to memory."""
-        T = decoder_input_ids.shape[1]
+        B, T = check_ids("decoder_input_ids", decoder_input_ids)
+        if not isinstance(memory, torch.Tensor) or memory.dim() != 3 or memory.shape[0] != B:
+            raise ValueError(f"memory must be the encoder output (B={B}, T_src, D) from encode(), got "
+                             f"{tuple(memory.shape) if isinstance(memory, torch.Tensor) else type(memory).__name__}")
+        check_values([("decoder_input_ids", decoder_input_ids, self.config.vocab_size, "vocab_size")])
         h = self.transformer.decode(self.embed(decoder_input_ids), memory,
                                     causal_mask(T, device=memory.device), memory_mask)
         return h @ self.shared.weight.T                                          # (B, T, D) -> (B, T, V), tied
@@ -98,7 +119,9 @@ class Seq2SeqTransformer(nn.Module):
         """Greedy decoding: (B, T_src) -> (B, 1 + L) starting with ``decoder_start_token_id``.
 
         Rows that emitted ``eos_token_id`` continue with ``pad_token_id``; stops when all have.
+        ``max_new_tokens=0`` returns the start tokens only, (B, 1).
         """
+        max_new_tokens = check_int("max_new_tokens", max_new_tokens, minimum=0)
         c = self.config
         memory, mask = self.encode(input_ids, attention_mask)                    # encode once
         out = torch.full((input_ids.shape[0], 1), c.decoder_start_token_id, device=input_ids.device)

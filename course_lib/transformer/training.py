@@ -38,6 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..attention.checks import check_int, check_number
+
 __all__ = ["TrainConfig", "History", "lr_lambda", "learning_rate_at", "param_groups", "make_optimizer",
            "clip_grad_norm", "causal_lm_loss", "seq2seq_loss", "evaluate", "train"]
 
@@ -63,6 +65,22 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self):
+        for name in ("max_steps", "per_device_train_batch_size", "logging_steps"):
+            check_int(f"TrainConfig.{name}", getattr(self, name), minimum=1)
+        if self.eval_steps is not None:
+            check_int("TrainConfig.eval_steps", self.eval_steps, minimum=1)
+        check_int("TrainConfig.warmup_steps", self.warmup_steps, minimum=0)
+        check_int("TrainConfig.seed", self.seed)
+        check_number("TrainConfig.learning_rate", self.learning_rate, positive=True)
+        check_number("TrainConfig.adam_epsilon", self.adam_epsilon, positive=True)
+        if check_number("TrainConfig.weight_decay", self.weight_decay) < 0:
+            raise ValueError(f"weight_decay must be >= 0 (0: no decay), got {self.weight_decay}")
+        for name in ("adam_beta1", "adam_beta2"):
+            if not 0.0 <= check_number(f"TrainConfig.{name}", getattr(self, name)) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1) (an exponential-average rate), got {getattr(self, name)}")
+        check_number("TrainConfig.min_lr_rate", self.min_lr_rate)
+        if self.max_grad_norm is not None:
+            check_number("TrainConfig.max_grad_norm", self.max_grad_norm)
         if self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
         if not 0 <= self.warmup_steps <= self.max_steps:
@@ -106,6 +124,11 @@ def lr_lambda(step: int, warmup_steps: int, max_steps: int, min_lr_rate: float =
 
     Equal to the lambda of ``transformers.get_cosine_with_min_lr_schedule_with_warmup``.
     """
+    step = check_int("step", step, minimum=0)
+    max_steps = check_int("max_steps", max_steps, minimum=1)
+    warmup_steps = check_int("warmup_steps", warmup_steps, minimum=0)
+    if not 0.0 <= check_number("min_lr_rate", min_lr_rate) <= 1.0:
+        raise ValueError(f"min_lr_rate must be in [0, 1], got {min_lr_rate}")
     if step < warmup_steps:
         return step / max(1, warmup_steps)                                       # linear: s / s_w
     progress = (step - warmup_steps) / max(1, max_steps - warmup_steps)          # 0 -> 1 over the decay
@@ -150,7 +173,11 @@ def clip_grad_norm(parameters: Iterable[torch.Tensor], max_norm: float) -> float
     """Scale all gradients together so that their global L2 norm is at most ``max_norm``.
 
     Same rule as ``torch.nn.utils.clip_grad_norm_``; returns the norm *before* clipping.
+    ``max_norm=math.inf`` measures without clipping.
     """
+    max_norm = float(max_norm) if isinstance(max_norm, (int, float)) and not isinstance(max_norm, bool) else max_norm
+    if not isinstance(max_norm, float) or not max_norm > 0:      # NaN fails "> 0" too
+        raise ValueError(f"max_norm must be a number > 0 (math.inf: measure only), got {max_norm!r}")
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
         return 0.0
@@ -163,12 +190,22 @@ def clip_grad_norm(parameters: Iterable[torch.Tensor], max_norm: float) -> float
 
 # ----------------------------------------------------------------------------- losses
 
+def _unpack(batch, n: int, what: str) -> tuple:
+    if not isinstance(batch, (tuple, list)) or len(batch) != n:
+        length = f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else ""
+        raise TypeError(f"a batch must be a tuple of {n} tensors {what}, got {type(batch).__name__}{length}")
+    return tuple(batch)
+
+
 def causal_lm_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, int]:
     """Next-token cross-entropy of a causal LM: batch = (input_ids (B, T), labels (B, T)).
 
     ``labels[b, t]`` is the token that follows ``input_ids[b, t]``; returns (mean loss, B * T).
     """
-    x, y = batch
+    x, y = _unpack(batch, 2, "(input_ids, labels)")
+    if not isinstance(y, torch.Tensor) or tuple(y.shape) != tuple(x.shape):
+        raise ValueError(f"labels must be a tensor of the shape of input_ids {tuple(x.shape)} (the next token of "
+                         f"each position), got {tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__}")
     logits = model(x)                                                            # (B, T, V)
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))  # (B*T, V) vs (B*T,)
     return loss, y.numel()
@@ -180,7 +217,9 @@ def seq2seq_loss(model: nn.Module, batch: tuple, pad_token_id: int = 0) -> tuple
     batch = (input_ids (B, S), attention_mask (B, S), decoder_input_ids (B, T), labels (B, T)),
     with ``labels == pad_token_id`` where the target is padding. Returns (mean loss, target tokens).
     """
-    src, mask, dec_in, labels = batch
+    src, mask, dec_in, labels = _unpack(batch, 4, "(input_ids, attention_mask, decoder_input_ids, labels)")
+    if not isinstance(labels, torch.Tensor) or not isinstance(dec_in, torch.Tensor) or labels.shape != dec_in.shape:
+        raise ValueError("labels must be a tensor of the shape of decoder_input_ids (B, T)")
     logits = model(src, dec_in, attention_mask=mask)                             # (B, T, V)
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=pad_token_id)
     return loss, int((labels != pad_token_id).sum())
@@ -192,6 +231,7 @@ def evaluate(model: nn.Module, batches: Iterable[tuple], loss_fn: LossFn = causa
 
     Perplexity is ``math.exp(evaluate(...))``. The model's train/eval mode is restored afterwards.
     """
+    _check_model(model)
     was_training = model.training
     model.eval()
     total, n = 0.0, 0
@@ -206,6 +246,11 @@ def evaluate(model: nn.Module, batches: Iterable[tuple], loss_fn: LossFn = causa
 
 
 # ----------------------------------------------------------------------------- the loop
+
+def _check_model(model) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch nn.Module, got {type(model).__name__}")
+
 
 def train(model: nn.Module, cfg: TrainConfig, next_batch: Callable[[int], tuple],
           loss_fn: LossFn = causal_lm_loss, eval_fn: Callable[[nn.Module], float] | None = None,
@@ -227,6 +272,12 @@ def train(model: nn.Module, cfg: TrainConfig, next_batch: Callable[[int], tuple]
     log : callable str -> None, optional
         Receives one progress line every ``cfg.logging_steps`` steps (``print`` by default; None: silent).
     """
+    _check_model(model)
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
+    for name, fn in (("next_batch", next_batch), ("loss_fn", loss_fn)):
+        if not callable(fn):
+            raise TypeError(f"{name} must be a function, got {type(fn).__name__}")
     torch.manual_seed(cfg.seed)                                # dropout masks are reproducible
     optimizer = make_optimizer(model, cfg)
     params = [p for g in optimizer.param_groups for p in g["params"]]
