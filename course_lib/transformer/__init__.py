@@ -14,6 +14,10 @@ gpt
 llama
     ``LlamaConfig`` / ``LlamaForCausalLM``: RMSNorm, RoPE, SwiGLU, grouped-query attention;
     ``load_smollm2()`` runs the offline SmolLM2-135M (needs the optional gguf + accelerate packages).
+roberta
+    ``RobertaConfig`` / ``RobertaModel`` / ``RobertaForMaskedLM``: BERT with RoBERTa's position ids (offset by ``padding_idx``).
+t5
+    ``T5Config`` / ``T5ForConditionalGeneration``: relative position buckets, RMSNorm, ReLU or gated-GELU; ``greedy_generate``.
 seq2seq
     ``Seq2SeqConfig`` / ``Seq2SeqTransformer``: encoder-decoder with embeddings, for translation-like tasks.
 decoding
@@ -36,7 +40,7 @@ Example
 >>> from course_lib.transformer import BertModel
 >>> model = BertModel.from_pretrained(data.minilm_path())          # doctest: +SKIP
 """
-from . import blocks, checkpoint, decoding, layers, lm_data, loading, pinyin, seq2seq, training
+from . import blocks, checkpoint, decoding, layers, lm_data, loading, pinyin, roberta, seq2seq, t5, training
 from .bert import BertConfig, BertModel
 from .blocks import KVCache, Transformer, attend
 from .decoding import beam_search, generate, sample_next_token, top_k_filter, top_p_filter
@@ -44,10 +48,14 @@ from .gpt import GPT2Config, GPT2LMHeadModel
 from .layers import LayerNorm, RMSNorm
 from .llama import LlamaConfig, LlamaForCausalLM, load_smollm2
 from .loading import load_hf_state_dict
+from .roberta import RobertaConfig, RobertaForMaskedLM, RobertaModel
 from .seq2seq import Seq2SeqConfig, Seq2SeqTransformer
+from .t5 import T5Config, T5ForConditionalGeneration, greedy_generate
 from .training import TrainConfig, evaluate, train
 
-__all__ = ["blocks", "checkpoint", "decoding", "layers", "lm_data", "loading", "pinyin", "seq2seq", "training",
+__all__ = ["blocks", "checkpoint", "decoding", "layers", "lm_data", "loading", "pinyin", "roberta", "seq2seq", "t5",
+           "training", "RobertaConfig", "RobertaModel", "RobertaForMaskedLM", "T5Config", "T5ForConditionalGeneration",
+           "greedy_generate",
            "BertConfig", "BertModel", "GPT2Config", "GPT2LMHeadModel", "LlamaConfig", "LlamaForCausalLM",
            "load_smollm2", "Seq2SeqConfig", "Seq2SeqTransformer", "KVCache", "Transformer", "attend",
            "LayerNorm", "RMSNorm", "generate", "beam_search", "sample_next_token", "top_k_filter",
