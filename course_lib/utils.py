@@ -6,6 +6,8 @@ import random
 import time
 from contextlib import contextmanager
 
+import numbers
+
 import numpy as np
 
 
@@ -108,3 +110,14 @@ def show_source(obj, lines: tuple[int, int] | None = None) -> None:
     module = getattr(obj, "__module__", "?")
     print(f"# {module}.{getattr(obj, '__qualname__', getattr(obj, '__name__', '?'))}")
     print("\n".join(text))
+
+
+def check_int(name: str, value, minimum: int | None = None) -> int:
+    """``value`` as a Python int; ``TypeError`` for non-integers (bool, float, str ...),
+    ``ValueError`` below ``minimum``. Shared by every chapter's argument checks."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value

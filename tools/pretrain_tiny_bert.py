@@ -2,7 +2,7 @@
 
 Usage (from the repository root; see checkpoints/tiny_bert/README.md for the time it took):
 
-    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python tools/pretrain_tiny_bert.py --steps 500 --warmup 50 --eval-every 100 \
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python tools/pretrain_tiny_bert.py --steps 3000 --warmup 100 --eval-every 500 \
         --threads 1 --out checkpoints/tiny_bert
 
 Steps: split WikiText-2 (train) into articles and sentences, tokenise with MiniLM's WordPiece

@@ -11,18 +11,9 @@ import math
 import numbers
 
 import numpy as np
+
+from ..utils import check_int  # noqa: F401  (re-exported: one integer check for every chapter)
 import torch
-
-
-def check_int(name: str, value, minimum: int | None = None) -> int:
-    """``value`` as a Python int; ``TypeError`` for non-integers (bool, float, str ...),
-    ``ValueError`` below ``minimum``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}")
-    value = int(value)
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
 
 
 def check_number(name: str, value, positive: bool = False, allow_none: bool = False) -> float | None:

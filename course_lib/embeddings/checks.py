@@ -13,16 +13,7 @@ import numbers
 
 import numpy as np
 
-
-def check_int(name: str, value, minimum: int | None = None) -> int:
-    """``value`` as a Python int; ``TypeError`` for non-integers (bool, float, str ...),
-    ``ValueError`` below ``minimum``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}")
-    value = int(value)
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
+from ..utils import check_int  # noqa: F401  (re-exported: one integer check for every chapter)
 
 
 def check_number(name: str, value, minimum: float | None = None, strict: bool = False) -> float:
