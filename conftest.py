@@ -6,7 +6,8 @@
   ``tools/offline/sitecustomize.py`` on ``PYTHONPATH`` (loopback stays open: nbval talks to its
   Jupyter kernel over 127.0.0.1).
 * Each notebook's total run time is printed at the end, and a notebook over the
-  budget (90 s on a 2-core CPU) fails the run.
+  budget fails the run. The budget is 120 s of wall time measured while two notebooks share the
+  two cores (``pytest -n 2``); the aim stays about 90 s for a notebook run on its own.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import pytest
 for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
     os.environ.setdefault(_var, "1")
 
-NOTEBOOK_BUDGET_S = float(os.environ.get("NOTEBOOK_BUDGET_S", "90"))
+NOTEBOOK_BUDGET_S = float(os.environ.get("NOTEBOOK_BUDGET_S", "120"))
 
 # The guard lives in tools/offline/: netguard.py patches socket; sitecustomize.py applies it at the
 # start-up of every Python process that inherits this environment (notebook kernels, subprocesses).
