@@ -48,6 +48,26 @@ def check_labels(labels: torch.Tensor, num_labels: int, ignore_index: int | None
                          f"with num_labels={num_labels}: fix the labels or build the model with more labels")
 
 
+
+def read_bert_folder(path, **config_overrides) -> tuple[BertConfig, dict, dict]:
+    """Read a local BERT folder (``config.json`` + ``model.safetensors``): MiniLM, a course checkpoint
+    or a Hugging Face model with task heads.
+
+    Returns ``(config, state, encoder)``: the config (with overrides), the whole state dict, and the
+    encoder's tensors with any ``bert.`` prefix removed (task heads excluded).
+    """
+    from safetensors.torch import load_file
+    path = Path(path)
+    for need in ("config.json", "model.safetensors"):
+        if not (path / need).exists():
+            raise ValueError(f"{path} has no {need}; expected a model folder "
+                             "(for MiniLM use course_lib.data.minilm_path())")
+    config = BertConfig.from_dict({**json.loads((path / "config.json").read_text()), **config_overrides})
+    state = load_file(str(path / "model.safetensors"))
+    prefix = "bert." if any(k.startswith("bert.") for k in state) else ""
+    encoder = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    return config, state, encoder
+
 class BertForSequenceClassification(nn.Module):
     """BERT + dropout + a linear classifier on the pooled output (Hugging Face names and numerics).
 
@@ -101,17 +121,9 @@ class BertForSequenceClassification(nn.Module):
         checkpoint (``bert.*`` + ``classifier.*``: the classifier is kept if its size is ``num_labels``).
         A checkpoint without a pooler gets a freshly initialised one. Returned in train mode.
         """
-        from safetensors.torch import load_file
         path = Path(path)
-        for need in ("config.json", "model.safetensors"):
-            if not (path / need).exists():
-                raise ValueError(f"{path} has no {need}; expected a model folder "
-                                 "(for MiniLM use course_lib.data.minilm_path())")
-        config = BertConfig.from_dict({**json.loads((path / "config.json").read_text()), **config_overrides})
+        config, state, encoder = read_bert_folder(path, **config_overrides)
         model = cls(config, num_labels, classifier_dropout)
-        state = load_file(str(path / "model.safetensors"))
-        prefix = "bert." if any(k.startswith("bert.") for k in state) else ""
-        encoder = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
         if not any(k.startswith("pooler.") for k in encoder):          # e.g. a model pre-trained without NSP
             encoder.update({f"pooler.{k}": v for k, v in model.bert.pooler.state_dict().items()})
         load_hf_state_dict(model.bert, encoder)

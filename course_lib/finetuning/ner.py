@@ -18,7 +18,6 @@ correct only when its type and both boundaries are right.
 """
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from torch import nn
 
 from ..transformer.bert import BertConfig, BertModel
 from ..transformer.loading import load_hf_state_dict
-from .classification import check_labels
+from .classification import check_labels, read_bert_folder
 from .data import check_tokenizer, make_batches
 
 __all__ = ["TokenClassifierOutput", "BertForTokenClassification", "check_sentences", "label_list",
@@ -96,18 +95,10 @@ class BertForTokenClassification(nn.Module):
         A pooler in the checkpoint is dropped (token classification does not use it); a ``classifier``
         of the right size is kept. Returned in train mode.
         """
-        from safetensors.torch import load_file
         path = Path(path)
-        for need in ("config.json", "model.safetensors"):
-            if not (path / need).exists():
-                raise ValueError(f"{path} has no {need}; expected a model folder "
-                                 "(for MiniLM use course_lib.data.minilm_path())")
-        config = BertConfig.from_dict({**json.loads((path / "config.json").read_text()), **config_overrides})
+        config, state, encoder = read_bert_folder(path, **config_overrides)
         model = cls(config, num_labels, classifier_dropout)
-        state = load_file(str(path / "model.safetensors"))
-        prefix = "bert." if any(k.startswith("bert.") for k in state) else ""
-        encoder = {k[len(prefix):]: v for k, v in state.items()
-                   if k.startswith(prefix) and not k[len(prefix):].startswith("pooler.")}
+        encoder = {k: v for k, v in encoder.items() if not k.startswith("pooler.")}   # unused by token heads
         load_hf_state_dict(model.bert, encoder)
         head = {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith("classifier.")}
         if head:
