@@ -1,7 +1,7 @@
 """LoRA against full fine-tuning of MiniLM on TREC-6: test accuracy, trainable parameters, memory and time per step.
 
 Run (one thread; the full run trains two models for minutes each on a CPU, start it in the background):
-    .venv/bin/python benchmarks/lora.py --json benchmarks/results/lora-trec-cpu.json
+    .venv/bin/python benchmarks/lora.py --targets query key value dense --json benchmarks/results/lora-trec-cpu.json
     .venv/bin/python benchmarks/lora.py --only lora --json lora-only.json   # LoRA alone, then add the
     .venv/bin/python benchmarks/lora.py --combine lora-only.json \\          # identical full run recorded
         --full-json benchmarks/results/finetune-trec-ours-pretrained.json \\ # by benchmarks/finetune.py
