@@ -8,7 +8,7 @@ Usage (from the repository root, about 17 minutes on one core of a shared 2-core
 One thread on purpose: on a 2-core machine shared with other jobs, two OpenMP threads that wait
 for each other ran about three times slower than one.
 
-Steps (seed 000 §3.2): train our byte-level BPE on the WikiText-2 train split, encode train and
+Steps (Source A §3.2): train our byte-level BPE on the WikiText-2 train split, encode train and
 valid, cut them into blocks, train ``GPT2LMHeadModel`` with ``course_lib.transformer.training``
 (AdamW, warm-up + cosine, clipping), evaluate on the whole valid split, sample text, and write
 model.safetensors + config.json + vocab.json/merges.txt/bpe_config.json + history.json +

@@ -1,6 +1,6 @@
 r"""Position information for a permutation-equivariant attention layer.
 
-* Sinusoidal encoding (Vaswani et al., 2017), the "sin/cos functions" of seed 002 §3.1:
+* Sinusoidal encoding (Vaswani et al., 2017), the "sin/cos functions" of Source B §3.1:
   :math:`PE_{p, 2i} = \sin(p / 10000^{2i/d})`, :math:`PE_{p, 2i+1} = \cos(p / 10000^{2i/d})`.
 * Learned absolute position embeddings (BERT, GPT-2): a trainable table, one row per position.
 * Rotary position embedding, RoPE (Su et al., 2021): rotate each pair of query/key

@@ -1,7 +1,7 @@
 r"""Pre-training objectives as data transformations: masked LM, next-sentence pairs, span corruption.
 
 A pre-training objective turns unlabelled text into (input, target) pairs, so a model can learn from
-text alone (seed 002 §3.2: "通常采用无监督学习方法，如MASK预测、NSP（Next Sentence Prediction）等").
+text alone (Source B §3.2: "通常采用无监督学习方法，如MASK预测、NSP（Next Sentence Prediction）等").
 
 **Masked language modelling** (MLM, Devlin et al., 2019). Choose each non-special token with
 probability :math:`p` = ``mlm_probability`` (15 %); the model must predict the chosen tokens from the

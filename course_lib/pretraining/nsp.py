@@ -1,6 +1,6 @@
 r"""Next-sentence prediction (NSP) data: documents -> sentences -> 50/50 sentence pairs with token types.
 
-BERT's second pre-training task (Devlin et al., 2019; seed 002 §3.2 "NSP（Next Sentence Prediction）"):
+BERT's second pre-training task (Devlin et al., 2019; Source B §3.2 "NSP（Next Sentence Prediction）"):
 given two segments A and B, predict whether B really follows A in the text (label 0, *IsNext*)
 or was drawn from another document (label 1, *NotNext*, with probability 1/2). The pair is packed
 as one sequence with **token types** (segment ids) telling the model which token belongs to which

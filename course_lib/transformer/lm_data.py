@@ -1,6 +1,6 @@
 r"""Language-model data: a byte-level BPE over WikiText-2, fixed-length blocks, a unigram baseline.
 
-Seed 000 §3.2 step 1, "将文本数据转换为输入序列和标签序列" (turn text into input and label
+Source A §3.2 step 1, "将文本数据转换为输入序列和标签序列" (turn text into input and label
 sequences), for a causal language model: the whole corpus becomes one stream of token ids
 :math:`u_1 u_2 \dots u_N`, cut into blocks of ``block_size + 1`` ids; in every block the input is
 the first ``block_size`` ids and the label sequence is the same block shifted by one,
