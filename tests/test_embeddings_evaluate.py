@@ -74,3 +74,14 @@ def test_errors(tmp_path):
         evaluate_word_analogies(wv, q)
     with pytest.raises(ValueError, match=r"\(V, D\)"):
         WordVectors(["a"], np.zeros((2, 3)))
+
+
+def test_semantic_syntactic_split():
+    from course_lib.embeddings.evaluate import semantic_syntactic
+    sections = [{"section": "capital-world", "correct": 3, "incorrect": 1},
+                {"section": "gram1-adjective-to-adverb", "correct": 1, "incorrect": 3},
+                {"section": "Total accuracy", "correct": 4, "incorrect": 4}]
+    assert semantic_syntactic(sections) == {"semantic": 0.75, "syntactic": 0.25}
+    assert np.isnan(semantic_syntactic(sections[:1])["syntactic"])
+    with pytest.raises(TypeError, match="evaluate_word_analogies"):
+        semantic_syntactic([("capital-world", 3)])

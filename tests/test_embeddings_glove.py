@@ -141,6 +141,8 @@ def test_numpy_and_torch_trainers_agree(corpus, device):
     assert a.vectors.shape == b.vectors.shape == (len(vocab), 10)
     np.testing.assert_allclose(a.vectors, b.vectors, atol=2e-5)
     np.testing.assert_allclose(a.losses, b.losses, rtol=1e-4)
+    np.testing.assert_allclose(a.context_vectors, b.context_vectors, atol=2e-5)   # w~ kept: w = vectors - w~
+    assert np.abs(a.vectors - a.context_vectors).sum() > 0
 
 
 LOSS_RATIO = 0.4   # last / first epoch loss was 0.32-0.35 over seeds 1-8

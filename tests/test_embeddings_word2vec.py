@@ -238,3 +238,34 @@ def test_numpy_and_cbow_training_reduce_loss(small_corpus):
     cb = w2t.train_word2vec(sents, Word2VecConfig(vector_size=20, epochs=1, sg=0, seed=1), vocab=vocab,
                             batch_size=1024)
     assert np.mean(cb.losses[-10:]) < np.mean(cb.losses[:3]) - 0.5
+
+
+def test_full_softmax_gradients_match_autograd(rng):
+    w_in, w_out, c, o, _ = _batch(rng)
+    loss, g_in, g_out = w2n.full_softmax_batch(w_in, w_out, c, o)
+    ti, to = torch.tensor(w_in, requires_grad=True), torch.tensor(w_out, requires_grad=True)
+    logits = ti[torch.tensor(c)] @ to.T                          # (B, V)
+    ref = torch.nn.functional.cross_entropy(logits, torch.tensor(o), reduction="sum")
+    ref.backward()
+    assert abs(loss - ref.item()) < 1e-9
+    np.testing.assert_allclose(g_in, ti.grad.numpy(), atol=1e-10)
+    np.testing.assert_allclose(g_out, to.grad.numpy(), atol=1e-10)
+    assert np.count_nonzero(np.abs(g_out).sum(1)) == w_out.shape[0]   # every output vector moves
+    _, _, g_ns = w2n.sgns_loss_and_grads(w_in, w_out, c, o, rng.integers(0, 30, (len(c), 2)))
+    assert np.count_nonzero(np.abs(g_ns).sum(1)) < w_out.shape[0]     # negative sampling: a few rows
+
+
+def test_full_softmax_errors(rng):
+    w_in, w_out, c, o, _ = _batch(rng)
+    with pytest.raises(ValueError, match="centers and contexts"):
+        w2n.full_softmax_batch(w_in, w_out, c, o[:3])
+    with pytest.raises(ValueError, match=r"\(V, D\)"):
+        w2n.full_softmax_batch(w_in, w_out[:, :3], c, o)
+
+
+def test_training_keeps_the_output_vectors(small_corpus):
+    sents, vocab = small_corpus
+    cfg = Word2VecConfig(vector_size=16, epochs=1, seed=1)
+    wv = w2t.train_word2vec(sents[:200], cfg, batch_size=512, vocab=vocab, chunk_len=32)
+    assert wv.context_vectors.shape == wv.vectors.shape
+    assert np.abs(wv.context_vectors).sum() > 0                  # u starts at 0 and was trained

@@ -185,3 +185,31 @@ def evaluate_word_analogies(wv: WordVectors, analogies, restrict_vocab: int = 30
     total = right + sum(s["incorrect"] for s in sections)
     sections.append({"section": "Total accuracy", "correct": right, "incorrect": total - right})
     return (right / total if total else 0.0), sections
+
+
+def semantic_syntactic(sections: list[dict]) -> dict:
+    """Accuracy on the semantic and the syntactic questions of the Google analogy set.
+
+    ``sections`` is the list returned by :func:`evaluate_word_analogies`; the syntactic sections
+    are those named ``gram...`` (plurals, past tenses, comparatives, ...), the others (capitals,
+    currencies, family, ...) are semantic. NaN for a part with no question.
+    """
+    if not isinstance(sections, list) or not all(isinstance(s, dict) and "section" in s for s in sections):
+        raise TypeError("sections must be the list of dicts returned by evaluate_word_analogies")
+    out = {}
+    for part, is_part in (("semantic", lambda n: not n.startswith("gram")), ("syntactic", lambda n: n.startswith("gram"))):
+        chosen = [s for s in sections if s["section"] != "Total accuracy" and is_part(s["section"])]
+        right = sum(s["correct"] for s in chosen)
+        total = right + sum(s["incorrect"] for s in chosen)
+        out[part] = right / total if total else float("nan")
+    return out
+
+
+def standard_scores(wv: WordVectors) -> dict:
+    """WordSim-353 and SimLex-999 Spearman $\\rho$, and Google analogy accuracy (total, semantic,
+    syntactic), with gensim's defaults (``restrict_vocab=300000``, case-insensitive)."""
+    from ..data import gensim_test_file
+    acc, sections = evaluate_word_analogies(wv, gensim_test_file("questions-words.txt"))
+    return {"wordsim353": evaluate_word_pairs(wv, gensim_test_file("wordsim353.tsv"))["spearman"],
+            "simlex999": evaluate_word_pairs(wv, gensim_test_file("simlex999.txt"))["spearman"],
+            "analogy": acc, **semantic_syntactic(sections)}

@@ -209,7 +209,8 @@ def train_glove_numpy(sentences: list[list[str]], cfg: GloVeConfig, batch_size: 
     -------
     WordVectors
         $w + \\tilde w$, with ``losses`` = mean weighted squared error per entry, one per epoch
-        (accumulated over the epoch's batches, each before its step).
+        (accumulated over the epoch's batches, each before its step), and $\\tilde w$ as
+        ``context_vectors`` (so $w$ = ``vectors - context_vectors``).
     """
     vocab, rows, cols, logx, fx = _prepare(sentences, cfg, vocab, batch_size)
     rng = np.random.default_rng(cfg.seed)
@@ -226,7 +227,7 @@ def train_glove_numpy(sentences: list[list[str]], cfg: GloVeConfig, batch_size: 
         check_finite(params, len(losses) - 1, "learning_rate", cfg.learning_rate)
     w, wc = params[0], params[1]
     return WordVectors(vocab.index_to_key, w + wc, counts=vocab.counts, losses=losses,
-                       seconds=time.perf_counter() - start, words=len(logx) * cfg.epochs)
+                       seconds=time.perf_counter() - start, words=len(logx) * cfg.epochs, context_vectors=wc)
 
 
 def train_glove_torch(sentences: list[list[str]], cfg: GloVeConfig, batch_size: int = 8192,
@@ -255,4 +256,5 @@ def train_glove_torch(sentences: list[list[str]], cfg: GloVeConfig, batch_size: 
         check_finite(params, len(losses) - 1, "learning_rate", cfg.learning_rate)
     w, wc = params[0], params[1]
     return WordVectors(vocab.index_to_key, (w + wc).cpu().numpy(), counts=vocab.counts, losses=losses,
-                       seconds=time.perf_counter() - start, words=len(logx) * cfg.epochs)
+                       seconds=time.perf_counter() - start, words=len(logx) * cfg.epochs,
+                       context_vectors=wc.cpu().numpy())

@@ -25,6 +25,9 @@ class WordVectors:
         Training wall time.
     words : int
         Corpus tokens processed (raw, before sub-sampling, summed over epochs).
+    context_vectors : ndarray of float32, shape (V, D), optional
+        The second set of vectors a model trains: Word2Vec's output vectors $u_w$, GloVe's
+        context vectors $\tilde w_j$ (for GloVe, ``vectors`` is $w + \tilde w$). None when not kept.
     """
 
     index_to_key: list[str]
@@ -33,6 +36,7 @@ class WordVectors:
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
     words: int = 0
+    context_vectors: np.ndarray | None = None
 
     def __post_init__(self):
         if isinstance(self.index_to_key, str) or not all(isinstance(w, str) for w in self.index_to_key):
@@ -44,6 +48,11 @@ class WordVectors:
         if self.vectors.ndim != 2 or self.vectors.shape[0] != len(self.index_to_key):
             raise ValueError(f"vectors must be (V, D) with V = {len(self.index_to_key)} words, "
                              f"got {self.vectors.shape}")
+        if self.context_vectors is not None:
+            self.context_vectors = np.ascontiguousarray(self.context_vectors, dtype=np.float32)
+            if self.context_vectors.shape != self.vectors.shape:
+                raise ValueError(f"context_vectors must have the shape of vectors {self.vectors.shape}, "
+                                 f"got {self.context_vectors.shape}")
         self.key_to_index = {w: i for i, w in enumerate(self.index_to_key)}
 
     def __len__(self) -> int:

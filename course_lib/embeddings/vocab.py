@@ -1,4 +1,4 @@
-r"""The data pipeline of seed 000 §3.1: tokens, vocabulary, sub-sampling, negatives.
+r"""The data pipeline of Source A §3.1: tokens, vocabulary, sub-sampling, negatives.
 
 1. **Tokenisation** (分词): lower-case, keep runs of letters (``"don't" -> don, t``).
 2. **Vocabulary** (词汇表): words seen at least ``min_count`` times, sorted by

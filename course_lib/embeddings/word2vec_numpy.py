@@ -52,6 +52,48 @@ def init_vectors(vocab_size: int, vector_size: int, rng: np.random.Generator,
     return w_in, np.zeros((vocab_size, vector_size), dtype=dtype)
 
 
+def full_softmax_batch(w_in: np.ndarray, w_out: np.ndarray, centers: np.ndarray, contexts: np.ndarray):
+    """Summed loss of skip-gram with a **full softmax** over the vocabulary, and its dense gradients.
+
+    $p(o \\mid c) = \\exp(u_o^\\top v_c) / \\sum_{w=1}^{V} \\exp(u_w^\\top v_c)$ and $\\ell = -\\log p(o \\mid c)$.
+    With $p$ the softmax row and $y$ the one-hot of $o$:
+    $\\partial \\ell / \\partial v_c = U^\\top (p - y)$ and $\\partial \\ell / \\partial U = (p - y)\\, v_c^\\top$,
+    which touches **every** output vector: $O(VD)$ work per pair, against $O((K+1)D)$ for
+    negative sampling (:func:`sgns_batch`).
+
+    Parameters
+    ----------
+    w_in, w_out : ndarray, shape (V, D)
+    centers, contexts : ndarray of int, shape (B,)
+
+    Returns
+    -------
+    loss : float
+        $\\sum_b \\ell_b$.
+    grad_in, grad_out : ndarray, shape (V, D)
+        $\\partial L/\\partial W_{in}$ (non-zero on the centre rows) and $\\partial L/\\partial W_{out}$ (dense).
+    """
+    centers, contexts = np.asarray(centers), np.asarray(contexts)
+    if centers.ndim != 1 or centers.shape != contexts.shape:
+        raise ValueError(f"centers and contexts must both be (B,), got {centers.shape} and {contexts.shape}")
+    if np.shape(w_in) != np.shape(w_out) or np.ndim(w_in) != 2:
+        raise ValueError(f"w_in and w_out must both be (V, D), got {np.shape(w_in)} and {np.shape(w_out)}")
+    for name, x in (("centers", centers), ("contexts", contexts)):
+        check_ids(name, x, size=w_in.shape[0])
+    v = w_in[centers]                                                     # (B, D)
+    s = v @ w_out.T                                                       # (B, V): u_w^T v_c for every word
+    s = s - s.max(axis=1, keepdims=True)                                  # stable softmax
+    log_p = s - np.log(np.exp(s).sum(axis=1, keepdims=True))              # log p(w | c)
+    rows = np.arange(len(centers))
+    loss = float(-log_p[rows, contexts].sum())                            # -sum_b log p(o_b | c_b)
+    err = np.exp(log_p)                                                   # (B, V): p - y
+    err[rows, contexts] -= 1.0
+    grad_in = np.zeros_like(w_in)
+    np.add.at(grad_in, centers, err @ w_out)                              # dl/dv_c = U^T (p - y)
+    grad_out = err.T @ v                                                  # dl/dU = (p - y) v_c^T, (V, D)
+    return loss, grad_in, grad_out
+
+
 def sgns_batch(w_in: np.ndarray, w_out: np.ndarray, centers: np.ndarray,
                contexts: np.ndarray, negatives: np.ndarray):
     """Summed SGNS loss of a batch and the gradients of the rows it touches.

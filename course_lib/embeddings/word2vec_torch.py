@@ -265,7 +265,8 @@ def train_word2vec(sentences: list[list[str]], cfg: Word2VecConfig, batch_size: 
     Returns
     -------
     WordVectors
-        The input vectors as NumPy float32, ``losses`` (mean loss per example), timing.
+        The input vectors as NumPy float32, ``losses`` (mean loss per example), timing, and the
+        output vectors $u_w$ as ``context_vectors``.
     """
     check_config(cfg, Word2VecConfig)
     check_loop_args(batch_size=batch_size, log_every=log_every, loss_every=loss_every, group_size=group_size,
@@ -302,7 +303,7 @@ def train_word2vec(sentences: list[list[str]], cfg: Word2VecConfig, batch_size: 
         losses, seconds = run_pair_epochs(pair_step, examples, ids, sent, keep, cfg, rng, device, batch_size,
                                           group_size if cfg.sg else 1, log_every, loss_every, (w_in, w_out))
     return WordVectors(vocab.index_to_key, w_in.cpu().numpy(), counts=vocab.counts, losses=losses,
-                       seconds=seconds, words=len(ids) * cfg.epochs)
+                       seconds=seconds, words=len(ids) * cfg.epochs, context_vectors=w_out.cpu().numpy())
 
 
 def _log(epoch: int, step: int, losses: list, log_every: int, loss_every: int) -> None:
