@@ -8,7 +8,9 @@ catch the common mistakes earlier and with a clearer message:
   whose file does not exist;
 * a ``{cite}`key` `` whose key is not in notebooks/references.bib, or a
   ``{term}`name` `` that the glossary does not define;
-* a book.yml that would execute notebooks at build time or load MathJax from a CDN.
+* a book.yml that would execute notebooks at build time or load MathJax from a CDN;
+* the website's own fixes: a favicon, one search box, the course's script and style sheet
+  (notebooks/_static/), and tools/course_book.py dropping thebe's scripts and repeats.
 """
 from __future__ import annotations
 
@@ -248,3 +250,40 @@ def test_book_paths_resolve(book):
     # local extensions are found relative to book.yml's folder.
     for module, folder in ((book.get("sphinx") or {}).get("local_extensions") or {}).items():
         assert (ROOT / folder / f"{module}.py").is_file(), f"{folder}/{module}.py missing"
+
+
+# --------------------------------------------------------------------------- (d) website fixes
+
+def test_book_has_a_favicon_and_its_own_assets(book):
+    favicon = (book.get("html") or {}).get("favicon")
+    assert favicon and (NB_DIR / favicon).is_file(), f"html.favicon {favicon!r} not in notebooks/"
+    # notebooks/_static/*.css and *.js are loaded on every page (Jupyter Book adds them).
+    for name in ("course.css", "course.js"):
+        assert (NB_DIR / "_static" / name).is_file(), f"notebooks/_static/{name} is missing"
+    sidebars = ((book.get("sphinx") or {}).get("config") or {}).get("html_sidebars") or {}
+    assert all("search-field.html" not in items and "search-button-field.html" not in items
+               for items in sidebars.values()), "a second search box in the sidebar"
+
+
+def _course_book():
+    spec = importlib.util.spec_from_file_location("course_book", ROOT / "tools" / "course_book.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_course_book_drops_thebe_and_repeated_scripts():
+    class Script(str):
+        def __new__(cls, filename, body=""):
+            obj = super().__new__(cls, filename or "")
+            obj.filename, obj.attributes = filename, ({"body": body} if body else {})
+            return obj
+
+    thebe_body = 'const THEBE_JS_URL = "https://unpkg.com/thebe"'
+    scripts = [Script("doctools.js"), Script(None, thebe_body), Script("sphinx-thebe.js"),
+               Script(None, "var x = 1;"), Script(None, "var x = 1;"), Script(None, thebe_body),
+               Script("_static/course.js?v=1")]
+    kept = _course_book().clean_assets(scripts)
+    assert [(s.filename, s.attributes.get("body", "")) for s in kept] == [
+        ("doctools.js", ""), (None, "var x = 1;"), ("_static/course.js?v=1", "")]
+    assert _course_book().clean_assets(["a.css", "sphinx-thebe.css", "a.css"]) == ["a.css"]

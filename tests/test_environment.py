@@ -67,3 +67,10 @@ def test_loopback_is_allowed():
     finally:
         client.close()
         server.close()
+
+
+def test_jupyterlab_renders_myst():
+    """{term}/{cite} roles render in JupyterLab only with jupyterlab-myst next to jupyterlab."""
+    deps = {_norm(r).split("==")[0]: r for r in
+            tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
+    assert "jupyterlab" in deps and "jupyterlab-myst" in deps, sorted(deps)

@@ -2,8 +2,8 @@
 
 Used by the browser test (conftest.py, test_site.py). One pass over the site collects,
 page by page: the HTTP status, console errors, formulas written by Sphinx and rendered
-by MathJax, LaTeX delimiters left in the text, images, links, element ids, collapsed
-cells and download buttons. Every request goes through a route that lets only
+by MathJax, LaTeX delimiters and MyST roles left in the text, images, links, element ids,
+collapsed cells, download buttons, the favicon, and the page's width at 390 px (a phone). Every request goes through a route that lets only
 127.0.0.1 through; anything else is recorded and blocked, so a page that would reach
 the internet fails the test instead of hanging or silently using a CDN.
 """
@@ -28,11 +28,9 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 VIEWPORT = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}      # every page is also laid out at a phone's width
 PAGE_TIMEOUT_MS = 30_000          # one navigation, or one wait on a page
-SITE_BUDGET_S = 240               # the whole crawl (normally well under a minute)
-# sphinx-thebe 0.3.1 declares THEBE_JS_URL twice on every page: harmless, and the only
-# console error the test accepts.
-TOLERATED_CONSOLE_ERRORS = ("Identifier 'THEBE_JS_URL' has already been declared",)
+SITE_BUDGET_S = 600               # the whole crawl: a hang guard (about a minute on an idle machine)
 REFRESH_RE = re.compile(r'<meta http-equiv="refresh" content="\d+;\s*url=([^"]+)"', re.IGNORECASE)
 COLLAPSING_TAGS = ("hide-cell", "hide-input", "hide-output")
 
@@ -59,6 +57,10 @@ class PageRecord:
     ids: set[str] = field(default_factory=set)
     collapsibles: dict = field(default_factory=dict)        # tag -> [collapsed?, ...] per cell
     download_links: list[str] = field(default_factory=list)
+    raw_roles: list[str] = field(default_factory=list)      # MyST roles left as text ({term}...)
+    favicon: str = ""                                         # href of <link rel="icon">
+    phone_width: int = 0              # document scrollWidth with a 390 px wide viewport
+    phone_overflow: list[str] = field(default_factory=list)  # what sticks out at 390 px
 
 
 @dataclass
@@ -90,6 +92,15 @@ async () => {
     if (i >= 0) raw.push(delim + " in: " + text.slice(Math.max(0, i - 40), i + 40).replace(/\s+/g, " "));
   }
 
+  // MyST roles that were not rendered: "{term}`x`" as text (inline code included, code
+  // blocks not: a notebook may print such text in a cell).
+  const prose = document.body.cloneNode(true);
+  prose.querySelectorAll("pre, script, style, textarea").forEach(el => el.remove());
+  const roles = [];
+  const roleRe = /\{(term|cite|ref|doc|numref|eq)(:[a-z]+)?\}/g;
+  for (const m of prose.textContent.matchAll(roleRe))
+    roles.push(prose.textContent.slice(Math.max(0, m.index - 30), m.index + 50).replace(/\s+/g, " "));
+
   const math = Array.from(document.querySelectorAll("span.math, div.math"));
   const tags = {};
   for (const tag of TAGS) {
@@ -114,9 +125,35 @@ async () => {
     ids: Array.from(document.querySelectorAll("[id], a[name]")).map(el => el.id || el.name),
     collapsibles: tags,
     download_links: hrefs(".dropdown-download-buttons a[href]"),
+    raw_roles: roles.slice(0, 5),
+    favicon: (document.querySelector("link[rel~='icon']") || {}).href || "",
   };
 }
 """.replace("TAGS", json.dumps(COLLAPSING_TAGS))
+
+# With the viewport at a phone's width: how wide the page is, and the outermost elements
+# that stick out to the right (those not inside a box that scrolls or clips them).
+PHONE_WIDTH_JS = r"""
+() => {
+  const width = document.documentElement.clientWidth;
+  const contained = el => {
+    for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
+      const style = getComputedStyle(a);
+      if (style.overflowX !== "visible" || style.position === "fixed") return true;
+    }
+    return false;
+  };
+  const out = [];
+  for (const el of document.querySelectorAll("article *")) {
+    const box = el.getBoundingClientRect();
+    if (box.width > 0 && box.right > width + 1 && !contained(el)
+        && !(el.parentElement && el.parentElement.getBoundingClientRect().right > width + 1))
+      out.push(`<${el.tagName.toLowerCase()} class="${el.className}"> ${Math.round(box.right)} px: `
+               + (el.textContent || "").trim().slice(0, 60).replace(/\s+/g, " "));
+  }
+  return {width: document.documentElement.scrollWidth, overflow: out.slice(0, 5)};
+}
+"""
 
 # Resolves once MathJax has typeset the page ("no MathJax" on pages that do not load it).
 WAIT_FOR_MATHJAX_JS = """
@@ -246,6 +283,12 @@ def crawl(browser, site_dir: Path, base_url: str) -> SiteRecord:
                 record.mathjax_errors.append(state)
             for key, value in page.evaluate(INSPECT_JS).items():
                 setattr(record, key, set(value) if key == "ids" else value)
+            # The same page at a phone's width (the layout follows the viewport at once).
+            page.set_viewport_size(PHONE)
+            page.wait_for_timeout(50)
+            phone = page.evaluate(PHONE_WIDTH_JS)
+            record.phone_width, record.phone_overflow = phone["width"], phone["overflow"]
+            page.set_viewport_size(VIEWPORT)
     finally:
         page.close()
         context.close()
