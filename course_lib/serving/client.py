@@ -96,25 +96,30 @@ class ServerProcess:
 async def _load(url: str, payloads: list[dict], concurrency: int, timeout: float) -> tuple[list, list, float]:
     import httpx
     queue = list(enumerate(payloads))[::-1]
-    latencies, statuses = [0.0] * len(payloads), [0] * len(payloads)
+    latencies, statuses, retried = [0.0] * len(payloads), [0] * len(payloads), [0]
     limits = httpx.Limits(max_connections=concurrency)
     async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
         async def worker():
             while queue:
                 i, body = queue.pop()
                 t0 = time.perf_counter()
-                r = await client.post(url, json=body)
+                try:
+                    r = await client.post(url, json=body)
+                except (httpx.ReadError, httpx.RemoteProtocolError):   # a kept-alive connection closed under us:
+                    retried[0] += 1                                     # send once more on a fresh one, as
+                    r = await client.post(url, json=body)               # HTTP clients do for idempotent calls
                 latencies[i], statuses[i] = time.perf_counter() - t0, r.status_code
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall = time.perf_counter() - start
-    return latencies, statuses, wall
+    return latencies, statuses, wall, retried[0]
 
 
 def load_test(url: str, payloads: list[dict], concurrency: int = 8, timeout: float = 120.0) -> dict:
     """POST every payload to ``url`` with ``concurrency`` clients; throughput and latency percentiles.
 
-    Returns ``{"requests", "concurrency", "ok", "wall_s", "throughput_rps", "p50_ms", "p99_ms"}``.
+    Returns ``{"requests", "concurrency", "ok", "retried", "wall_s", "throughput_rps", "p50_ms", "p99_ms"}``
+    (``retried``: requests sent a second time after their connection was closed before the answer).
     """
     if not payloads or concurrency < 1:
         raise ValueError("load_test needs at least one payload and concurrency >= 1")
@@ -122,12 +127,13 @@ def load_test(url: str, payloads: list[dict], concurrency: int = 8, timeout: flo
     try:
         asyncio.get_running_loop()             # inside Jupyter: a loop already runs in this thread
     except RuntimeError:
-        latencies, statuses, wall = asyncio.run(coro)
+        latencies, statuses, wall, retried = asyncio.run(coro)
     else:
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            latencies, statuses, wall = pool.submit(asyncio.run, coro).result()
+            latencies, statuses, wall, retried = pool.submit(asyncio.run, coro).result()
     lat = np.array(latencies) * 1000
     return {"requests": len(payloads), "concurrency": concurrency, "ok": sum(s == 200 for s in statuses),
+            "retried": retried,
             "wall_s": wall, "throughput_rps": len(payloads) / wall,
             "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99))}
 
