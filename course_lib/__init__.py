@@ -14,8 +14,21 @@ the overview, reuses later chapters' models (its baselines and its service).
   scaling experiment of chapter 1)
 - ``course_lib.pretraining``  chapter 5: masked LM, NSP, span corruption, pre-training heads
 - ``course_lib.finetuning``   chapter 5: classification, NER, LoRA, the training loop, the Trainer route
+- ``course_lib.efficiency``   chapter 6: mixed precision, accumulation, checkpointing, data parallelism,
+  quantisation, pruning, distillation, the cost calculator
+- ``course_lib.challenges``   chapter 6: class imbalance, overfitting, model choice, interpretability,
+  Chinese text
 - ``course_lib.exercises``    checkers of the implement-it exercises (workshop kit)
 - ``course_lib.utils``        devices, seeds, ``show_source``, small helpers
 """
 
 __version__ = "0.1.0"
+
+import logging as _logging
+
+# transformers and peft import torchao (chapter 6) whenever it is installed. On a machine without
+# the GPU kernels it was built with, torchao logs "Failed to load ..." for each of them, and torch
+# logs a deprecation note for two of its enums: nothing a learner can act on, so they are silenced.
+for _name in ("torchao", "torch.utils._pytree"):
+    _logging.getLogger(_name).setLevel(_logging.ERROR)
+del _name
