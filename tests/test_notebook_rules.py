@@ -179,3 +179,33 @@ def test_the_checks_catch_mistakes():
     assert not TITLE_RE.match("## 3.2 Scaled")
     assert term_target("heads <multi-head attention>") == "multi-head attention"
     assert term_target("Softmax") == "softmax"
+
+
+GRADE_RE = re.compile(r"(?<![★])(★{1,3})(?![★])")
+SLIDE_TAGS = {"slide", "subslide", "fragment"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_exercises_are_graded_and_slides_tagged(path):
+    """Workshop kit: every notebook has graded exercises (★ apply, ★★ extend, ★★★ derive/design),
+    at least one solution, and cells tagged for the chapter's slide deck (tools/slides.py)."""
+    nb = load(path)
+    grades = {len(m) for c in nb["cells"] if c["cell_type"] == "markdown"
+              for m in GRADE_RE.findall(source(c)) if "Exercise" in source(c) or re.search(r"^\s*\**\d+\.", source(c), re.M)}
+    solutions = [c for c in nb["cells"] if "solution" in c.get("metadata", {}).get("tags", [])]
+    slides = [c for c in nb["cells"] if SLIDE_TAGS.intersection(c.get("metadata", {}).get("tags", []))]
+    assert grades, f"{path.name}: no graded exercise (★, ★★ or ★★★ in an exercise's title)"
+    assert solutions, f"{path.name}: exercises without a solution cell tagged 'solution'"
+    assert len(slides) >= 2, f"{path.name}: tag the key formula, figure and result cells 'slide' (found {len(slides)})"
+
+
+def test_every_chapter_spans_the_grades():
+    per_chapter: dict[str, set[int]] = {}
+    for path in NOTEBOOKS:
+        if not re.match(r"\d\d_", path.parent.name):
+            continue
+        for c in load(path)["cells"]:
+            if c["cell_type"] == "markdown":
+                per_chapter.setdefault(path.parent.name, set()).update(len(m) for m in GRADE_RE.findall(source(c)))
+    short = {ch: sorted(g) for ch, g in per_chapter.items() if not {1, 2, 3} <= g}
+    assert not short, f"chapters whose exercises do not span ★ to ★★★: {short}"

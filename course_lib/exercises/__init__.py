@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .attention import check_attention_backward, check_masked_softmax
+from .baselines import check_pagerank, check_rouge_n
 from .core import CheckReport, ExerciseFailure
 from .decoding import check_kv_cache_update, check_top_p_filter
 from .embeddings import check_keep_probs, check_negative_sampling_loss
@@ -42,6 +43,10 @@ class Exercise:
 
 
 EXERCISES: tuple[Exercise, ...] = (
+    Exercise("rouge_n", 1, "rouge_n(hyp, ref, n) -> {precision, recall, fmeasure}",
+             "course_lib.baselines.summarization.rouge_n", check_rouge_n),
+    Exercise("pagerank", 1, "pagerank(weights, damping) -> scores (n,)",
+             "course_lib.baselines.summarization.pagerank", check_pagerank),
     Exercise("keep_probs", 2, "keep_probs(counts, sample) -> keep (V,)",
              "course_lib.embeddings.vocab.Vocab.keep_probs", check_keep_probs),
     Exercise("negative_sampling_loss", 2,
@@ -66,4 +71,4 @@ EXERCISES: tuple[Exercise, ...] = (
 __all__ = ["CheckReport", "ExerciseFailure", "EXERCISES", "Exercise",
            "check_keep_probs", "check_negative_sampling_loss", "check_masked_softmax",
            "check_attention_backward", "check_top_p_filter", "check_kv_cache_update",
-           "check_lora_linear", "check_mlm_mask"]
+           "check_lora_linear", "check_mlm_mask", "check_rouge_n", "check_pagerank"]
