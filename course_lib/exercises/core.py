@@ -48,6 +48,9 @@ class CheckReport:
     exercise: str
     cases: list[str] = field(default_factory=list)
 
+    def _ipython_display_(self) -> None:
+        """Show nothing when a notebook cell ends with ``check_x(f)``: the checker already printed the report."""
+
     def __str__(self) -> str:
         lines = [f"[{self.exercise}] all {len(self.cases)} checks passed:"]
         lines += [f"  ✓ {c}" for c in self.cases]
