@@ -26,9 +26,14 @@ from dataclasses import dataclass
 
 from .attention import check_attention_backward, check_masked_softmax
 from .baselines import check_pagerank, check_rouge_n
+from .challenges_data import check_focal_loss, check_pareto_front, check_patience_stop
+from .compression import check_distillation_loss, check_magnitude_mask, check_quantize_absmax
 from .core import CheckReport, ExerciseFailure
 from .decoding import check_kv_cache_update, check_top_p_filter
+from .efficiency_training import (check_accumulation_weights, check_combine_rank_gradients,
+                                  check_fp16_underflow_count)
 from .embeddings import check_keep_probs, check_negative_sampling_loss
+from .interpretability import check_max_match, check_shapley_values
 from .pretraining import check_lora_linear, check_mlm_mask
 
 
@@ -66,9 +71,34 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise("mlm_mask", 5,
              "mask_tokens(input_ids, *, vocab_size, mask_token_id, special_ids, mlm_probability, generator)",
              "course_lib.pretraining.masking.mask_tokens", check_mlm_mask),
+    Exercise("fp16_underflow_count", 6, "count(grad, scale) -> int",
+             "course_lib.efficiency.precision.fp16_cast_underflow", check_fp16_underflow_count),
+    Exercise("accumulation_weights", 6, "weights(token_counts) -> list[float]",
+             "course_lib.efficiency.accumulation.accumulation_weights", check_accumulation_weights),
+    Exercise("combine_rank_gradients", 6, "combine(grads, token_counts) -> dict",
+             "course_lib.efficiency.ddp.combine_rank_gradients", check_combine_rank_gradients),
+    Exercise("quantize_absmax", 6, "quantize(w) -> (q, scale)",
+             "course_lib.efficiency.quantization.quantize_per_channel", check_quantize_absmax),
+    Exercise("magnitude_mask", 6, "mask(weight, amount) -> mask",
+             "course_lib.efficiency.pruning.magnitude_mask", check_magnitude_mask),
+    Exercise("distillation_loss", 6, "loss(student_logits, teacher_logits, labels, temperature, alpha)",
+             "course_lib.efficiency.distillation.distillation_loss", check_distillation_loss),
+    Exercise("focal_loss", 6, "focal_loss(logits, labels, gamma, alpha) -> loss",
+             "course_lib.challenges.imbalance.focal_loss", check_focal_loss),
+    Exercise("patience_stop", 6, "stop(valid_losses, patience) -> (best_epoch, stop_epoch)",
+             "course_lib.challenges.overfitting.patience_stop", check_patience_stop),
+    Exercise("pareto_front", 6, "front(rows) -> names",
+             "course_lib.challenges.model_choice.pareto_front", check_pareto_front),
+    Exercise("shapley_values", 6, "shapley(value_fn, num_features) -> phi (M,)",
+             "course_lib.challenges.perturbation.exact_shapley", check_shapley_values),
+    Exercise("max_match", 6, "max_match(text, vocab, max_len) -> list of str",
+             "course_lib.challenges.chinese.max_match", check_max_match),
 )
 
 __all__ = ["CheckReport", "ExerciseFailure", "EXERCISES", "Exercise",
            "check_keep_probs", "check_negative_sampling_loss", "check_masked_softmax",
            "check_attention_backward", "check_top_p_filter", "check_kv_cache_update",
-           "check_lora_linear", "check_mlm_mask", "check_rouge_n", "check_pagerank"]
+           "check_lora_linear", "check_mlm_mask", "check_rouge_n", "check_pagerank",
+           "check_fp16_underflow_count", "check_accumulation_weights", "check_combine_rank_gradients",
+           "check_quantize_absmax", "check_magnitude_mask", "check_distillation_loss", "check_focal_loss",
+           "check_patience_stop", "check_pareto_front", "check_shapley_values", "check_max_match"]
