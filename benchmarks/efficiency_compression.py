@@ -225,15 +225,23 @@ def parse_grid(text: str) -> tuple[tuple[float, float], ...]:
     return grid
 
 
-def distillation_trec(quick: bool, grid=GRID) -> dict | None:
+def distillation_trec(quick: bool, grid=GRID, teachers=None, previous: dict | None = None) -> dict | None:
     """Tiny BERT on TREC-6: hard labels, then distilled from each shipped teacher at every (T, alpha) of ``grid``.
 
     Every student starts from the same weights and sees the same batches and schedule; the (T, alpha)
     reported for a teacher is the one with the best *validation* accuracy (ties: the earlier one).
+    ``teachers`` (default: all shipped) names the teachers to train students for; the hard-label
+    student and the other teachers' results are taken from ``previous`` (the section of an earlier
+    run) when it used the same settings and the same teacher logits, and are trained otherwise.
     """
-    teachers = [t for t, prefix in TEACHERS.items() if (DISTILLED / f"{prefix}_train.npy").exists()]
-    if not teachers:
+    available = [t for t, prefix in TEACHERS.items()
+                 if (DISTILLED / f"{prefix}_train.npy").exists() and (DISTILLED / f"history_{t}.json").exists()]
+    if not available:
         return None
+    unknown = set(teachers or ()) - set(available)
+    if unknown:
+        raise SystemExit(f"--teachers {sorted(unknown)}: no such teacher in {DISTILLED} (shipped: {available}); "
+                         f"make it with tools/make_distillation_teacher.py")
     from transformers import AutoTokenizer
 
     from course_lib.finetuning import loop
@@ -267,11 +275,23 @@ def distillation_trec(quick: bool, grid=GRID) -> dict | None:
            "max_steps": kw["max_steps"], "grid": [list(g) for g in grid],
            "selection": "per teacher, the (temperature, alpha) with the best validation accuracy",
            "hard_labels": None, "teachers": {}}
-    res["hard_labels"], student = train_student()
-    for name in teachers:
+    same = previous is not None and all(previous.get(k) == res[k] for k in ("student", "epochs", "lr", "max_steps",
+                                                                              "grid")) and previous.get("hard_labels")
+    if same:
+        res["hard_labels"] = previous["hard_labels"]
+        res["earlier_commands"] = [*previous.get("earlier_commands", []), previous.get("command")]
+        print("  student (hard labels): reused from the earlier run", flush=True)
+    else:
+        res["hard_labels"], _ = train_student()
+    for name in available:
         logits = {s: np.load(DISTILLED / f"{TEACHERS[name]}_{s}.npy") for s in splits}
         acc = {s: round(float((logits[s].argmax(1) == df.label.to_numpy()).mean()), 4) for s, df in splits.items()}
         record = json.loads((DISTILLED / f"history_{name}.json").read_text())
+        old = previous["teachers"].get(name) if same else None
+        if teachers is not None and name not in teachers and old and old["teacher_accuracy"] == acc:
+            res["teachers"][name] = old
+            print(f"  students of the {name} teacher: reused from the earlier run", flush=True)
+            continue
         runs = []
         for temperature, alpha in grid:
             run, _ = train_student(logits["train"], temperature, alpha)
@@ -280,6 +300,7 @@ def distillation_trec(quick: bool, grid=GRID) -> dict | None:
         res["teachers"][name] = {"teacher": record["teacher"], "teacher_accuracy": acc, "runs": runs,
                                  "best": best, "best_run": runs[best]}
     teacher_enc = BertModel.from_pretrained(minilm_path()).eval()
+    student = BertForSequenceClassification.from_pretrained(student_dir, task.num_labels).eval()   # timing only
     b = batches["test"][len(batches["test"]) // 2]
     with torch.no_grad():
         t = quant.interleaved_times({"teacher": lambda: teacher_enc(b["input_ids"], attention_mask=b["attention_mask"]),
@@ -329,6 +350,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--only", choices=["distillation"], default=None,
                     help="rerun this section only and update it in place in the existing JSON")
+    ap.add_argument("--teachers", default=None,
+                    help="with --only distillation: comma-separated teachers to rerun (others reused), e.g. finetuned")
     ap.add_argument("--grid", default=",".join(f"{t:g}:{a:g}" for t, a in GRID),
                     help="distillation (temperature:alpha) pairs tried with each teacher, e.g. '2:0.5,4:0.9'")
     ap.add_argument("--json", default=None, help="default benchmarks/results/efficiency-compression-<device>.json "
@@ -345,7 +368,8 @@ def main(argv=None) -> dict:
                              f"(or give --json PATH of an existing file); {path} does not exist")
         res = json.loads((ROOT / path).read_text())
         start, cpu0 = time.perf_counter(), time.process_time()
-        res["distillation"] = distillation_trec(args.quick, grid)
+        teachers = args.teachers.split(",") if args.teachers else None
+        res["distillation"] = distillation_trec(args.quick, grid, teachers, res.get("distillation"))
         res["distillation"].update(command=command, threads=args.threads,
                                    wall_seconds=round(time.perf_counter() - start, 1),
                                    cpu_seconds=round(time.process_time() - cpu0, 1))

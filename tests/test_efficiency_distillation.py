@@ -88,6 +88,9 @@ def test_bad_input_is_refused():
         D.attach_teacher_logits([{"index": torch.tensor([7])}], torch.zeros(3, 2))
 
 
+TEACHER_PREFIX = {"finetuned": "teacher_logits", "frozen": "teacher_frozen_logits"}
+
+
 def test_shipped_teacher_logits_are_intact_and_match_their_record():
     import json
 
@@ -97,10 +100,35 @@ def test_shipped_teacher_logits_are_intact_and_match_their_record():
     from course_lib.transformer.checkpoint import checkpoint_path, verify_checkpoint
     folder = checkpoint_path("distilled")
     sums = verify_checkpoint(folder)
-    assert {"teacher_logits_train.npy", "teacher_logits_test.npy", "teacher_head.npy"} <= set(sums)
-    hist = json.loads((folder / "history.json").read_text())
+    assert {"history_finetuned.json", "history_frozen.json", "teacher_head.npy"} <= set(sums)
     task = trec_splits(seed=0)
-    for split, df in (("train", task.train), ("test", task.test)):
-        logits = np.load(folder / f"teacher_logits_{split}.npy")
-        assert logits.shape == (len(df), 6)
-        assert (logits.argmax(1) == df.label.to_numpy()).mean() == pytest.approx(hist["accuracy"][split], abs=1e-9)
+    acc = {}
+    for teacher, prefix in TEACHER_PREFIX.items():
+        hist = json.loads((folder / f"history_{teacher}.json").read_text())
+        for split, df in (("train", task.train), ("valid", task.valid), ("test", task.test)):
+            assert f"{prefix}_{split}.npy" in sums
+            logits = np.load(folder / f"{prefix}_{split}.npy")
+            assert logits.shape == (len(df), 6) and logits.dtype == np.float32
+            acc[teacher, split] = float((logits.argmax(1) == df.label.to_numpy()).mean())
+            assert acc[teacher, split] == pytest.approx(hist["accuracy"][split], abs=1e-9)
+    assert acc["finetuned", "test"] > acc["frozen", "test"] + 0.05
+    # the fine-tuned teacher is chapter 5's recipe: its test accuracy is chapter 5's, up to thread-order noise
+    ch5 = json.loads((checkpoint_path("distilled").parents[1] / "benchmarks" / "results" /
+                      "finetune-trec-ours-pretrained.json").read_text())
+    assert acc["finetuned", "test"] == pytest.approx(ch5["test"]["accuracy"], abs=0.01)
+
+
+def test_benchmark_record_matches_the_shipped_teachers():
+    import json
+
+    from course_lib.transformer.checkpoint import checkpoint_path
+    root = checkpoint_path("distilled").parents[1]
+    d = json.loads((root / "benchmarks" / "results" / "efficiency-compression-cpu.json").read_text())["distillation"]
+    assert d["max_steps"] is None and set(d["teachers"]) == set(TEACHER_PREFIX)
+    for teacher, t in d["teachers"].items():
+        hist = json.loads((root / "checkpoints" / "distilled" / f"history_{teacher}.json").read_text())
+        for split, a in t["teacher_accuracy"].items():
+            assert a == pytest.approx(hist["accuracy"][split], abs=1e-4)
+        assert [[r["temperature"], r["alpha"]] for r in t["runs"]] == d["grid"]
+        best = max(r["valid_accuracy"] for r in t["runs"])                   # chosen on the validation split
+        assert t["best_run"] == t["runs"][t["best"]] and t["best_run"]["valid_accuracy"] == best

@@ -120,7 +120,9 @@ def refresh_folder(out: Path) -> dict[str, str]:
     """Rewrite ``checksums.json`` and ``README.md`` from every ``history_<teacher>.json`` in ``out``."""
     lines = ["# Distillation teachers: logits on TREC-6", "",
              "Rows follow `course_lib.finetuning.data.trec_splits(seed=0)` (train, valid, test); "
-             "float32 (N, 6) logits.", ""]
+             "float32 (N, 6) logits. Each teacher's command below wrote its files to the folder given by "
+             "`--out`, from which they were copied here; `--out checkpoints/distilled` (the default) "
+             "writes them here directly.", ""]
     for teacher in ("finetuned", "frozen"):
         path = out / f"history_{teacher}.json"
         if not path.exists():
@@ -129,7 +131,7 @@ def refresh_folder(out: Path) -> dict[str, str]:
         acc = h["accuracy"]
         lines += [f"## Teacher `{teacher}`: `{PREFIX[teacher]}_logits_{{train,valid,test}}.npy`", "",
                   f"- made by: `{h['command']}` on {h['date']} ({h['wall_seconds']:.0f} s wall, "
-                  f"{h['cpu_seconds']:.0f} s CPU, {h['args']['threads']} threads)",
+                  f"{h['cpu_seconds']:.0f} s CPU, torch threads: {h['args']['threads']})",
                   f"- teacher: {h['teacher']}, {h['teacher_parameters']:,} parameters",
                   f"- accuracy: train {acc['train']:.3f}, valid {acc['valid']:.3f}, test {acc['test']:.3f}"]
         if teacher == "frozen":
