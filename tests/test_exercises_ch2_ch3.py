@@ -7,22 +7,13 @@ import pytest
 from course_lib.attention import numpy_attention as npa
 from course_lib.embeddings.vocab import Vocab
 from course_lib.embeddings.word2vec_numpy import sgns_batch, sigmoid
-from course_lib.exercises import (ExerciseFailure, check_attention_backward, check_keep_probs,
+from course_lib.exercises import (check_attention_backward, check_keep_probs,
                                   check_masked_softmax, check_negative_sampling_loss)
+from course_lib.exercises.core import expect_failure as fails_with
 
 
 def course_keep(counts, sample):
     return Vocab([f"w{i}" for i in range(len(counts))], counts).keep_probs(sample)
-
-
-def fails_with(checker, fn, *words):
-    with pytest.raises(ExerciseFailure) as info:
-        checker(fn, verbose=False)
-    text = str(info.value)
-    for w in words:
-        assert w in text, f"expected {w!r} in:\n{text}"
-    assert "\nHint: " in text                       # never a bare "wrong"
-    return info.value
 
 
 @pytest.mark.parametrize("checker, fn", [(check_keep_probs, course_keep),

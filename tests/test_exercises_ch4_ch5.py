@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib.exercises import (EXERCISES, ExerciseFailure, check_kv_cache_update, check_lora_linear,
+from course_lib.exercises import (EXERCISES, check_kv_cache_update, check_lora_linear,
                                   check_mlm_mask, check_top_p_filter)
+from course_lib.exercises.core import expect_failure as fails_with
 from course_lib.finetuning.lora import LoraLinear
 from course_lib.pretraining.masking import IGNORE_INDEX, mask_tokens, special_tokens_mask
 from course_lib.transformer.decoding import top_p_filter
@@ -17,16 +18,6 @@ from course_lib.transformer.decoding import top_p_filter
 @pytest.fixture(autouse=True)
 def _one_thread(one_torch_thread):
     yield
-
-
-def fails_with(checker, fn, *words):
-    with pytest.raises(ExerciseFailure) as info:
-        checker(fn, verbose=False)
-    text = str(info.value)
-    for w in words:
-        assert w in text, f"expected {w!r} in:\n{text}"
-    assert "\nHint: " in text
-    return info.value
 
 
 def course_kv(cache, layer_idx, k, v):

@@ -9,17 +9,7 @@ from course_lib.efficiency.distillation import distillation_loss
 from course_lib.efficiency.pruning import magnitude_mask
 from course_lib.efficiency.quantization import quantize_per_channel
 from course_lib.exercises.compression import check_distillation_loss, check_magnitude_mask, check_quantize_absmax
-from course_lib.exercises.core import ExerciseFailure
-
-
-def fails_with(checker, fn, *words):
-    with pytest.raises(ExerciseFailure) as info:
-        checker(fn, verbose=False)
-    text = str(info.value)
-    for w in words:
-        assert w in text, f"expected {w!r} in:\n{text}"
-    assert "\nHint: " in text
-    return info.value
+from course_lib.exercises.core import expect_failure as fails_with
 
 
 def course_quant(w):

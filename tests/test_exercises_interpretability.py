@@ -9,18 +9,8 @@ import pytest
 
 from course_lib.challenges.chinese import max_match
 from course_lib.challenges.perturbation import exact_shapley
-from course_lib.exercises.core import ExerciseFailure
+from course_lib.exercises.core import expect_failure as fails_with
 from course_lib.exercises.interpretability import check_max_match, check_shapley_values
-
-
-def fails_with(checker, fn, *words):
-    with pytest.raises(ExerciseFailure) as info:
-        checker(fn, verbose=False)
-    text = str(info.value)
-    for w in words:
-        assert w in text, f"expected {w!r} in:\n{text}"
-    assert "\nHint: " in text
-    return info.value
 
 
 def course_shapley(v, M):

@@ -125,3 +125,21 @@ def passed(report: CheckReport, verbose: bool = True) -> CheckReport:
     if verbose:
         print(report)
     return report
+
+
+def expect_failure(checker, fn, *words: str) -> ExerciseFailure:
+    """For checker authors: assert that ``checker`` rejects ``fn`` with a hint containing ``words``.
+
+    Use it to test a new checker against the typical wrong implementations it must recognise:
+    the failure must carry a hint (never a bare "wrong") and mention every one of ``words``
+    (the case's name, the key phrase of the hint). Returns the :class:`ExerciseFailure`.
+    """
+    try:
+        checker(fn, verbose=False)
+    except ExerciseFailure as failure:
+        text = str(failure)
+        missing = [w for w in words if w not in text]
+        assert not missing, f"expected {missing!r} in:\n{text}"
+        assert "\nHint: " in text, f"the failure gives no hint:\n{text}"
+        return failure
+    raise AssertionError(f"{getattr(checker, '__name__', checker)} accepted a function it should reject")
