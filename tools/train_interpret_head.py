@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from course_lib import data  # noqa: E402
 from course_lib.challenges.attribution import MiniLMProbe, ProbeConfig, _tokenizer  # noqa: E402
+from course_lib.transformer.layers import masked_mean  # noqa: E402
 from course_lib.finetuning.data import rotten_tomatoes_splits  # noqa: E402
 from course_lib.transformer.bert import BertModel  # noqa: E402
 from course_lib.transformer.checkpoint import write_checksums, write_readme  # noqa: E402
@@ -32,8 +33,7 @@ def features(model: MiniLMProbe, tok, texts, batch_size: int = 64) -> torch.Tens
     for s in range(0, len(texts), batch_size):
         enc = tok(list(texts[s:s + batch_size]), padding=True, truncation=True, max_length=64, return_tensors="pt")
         h = model.bert(enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state   # (B, T, D)
-        m = enc["attention_mask"].float()[..., None]
-        out.append((h * m).sum(1) / m.sum(1))
+        out.append(masked_mean(h, enc["attention_mask"]))
     return torch.cat(out)
 
 

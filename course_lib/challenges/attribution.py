@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..transformer.bert import BertModel
+from ..transformer.layers import masked_mean
 
 __all__ = ["METHODS", "quadrature", "integrated_gradients", "gradient_x_input", "MiniLMProbe", "ProbeConfig",
            "encode", "token_attributions", "word_scores", "load_probe", "PROBE_DIR"]
@@ -182,8 +183,8 @@ class MiniLMProbe(nn.Module):
         mask = None if attention_mask is None else attention_mask.bool()[:, None, None, :]   # (B, 1, 1, T)
         for layer in self.bert.encoder.layer:
             h, _ = layer(h, mask)
-        m = torch.ones(B, T, device=h.device) if attention_mask is None else attention_mask.to(h.dtype)
-        pooled = (h * m[..., None]).sum(1) / m.sum(1, keepdim=True).clamp_min(1)      # mean over real tokens, (B, D)
+        m = torch.ones(B, T, device=h.device) if attention_mask is None else attention_mask
+        pooled = masked_mean(h, m)                                                     # mean over real tokens, (B, D)
         return self.classifier(pooled)                                                 # z = W h_bar + b, (B, K)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:

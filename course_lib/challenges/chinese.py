@@ -31,6 +31,7 @@ from torch import nn
 
 from ..tokenization.bpe import BPEConfig
 from ..tokenization.bpe_tokenizer import BPETokenizer
+from ..transformer.layers import masked_mean
 
 __all__ = ["is_cjk", "segment", "fertility_table", "max_match", "unk_rate", "fertility", "train_chinese_bpe", "english_bpe", "review_splits",
            "char_ngram_logreg", "BagOfTokensConfig", "BagOfTokens", "train_bag_of_tokens"]
@@ -211,8 +212,7 @@ class BagOfTokens(nn.Module):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        m = (input_ids != self.config.pad_token_id).float()[..., None]              # (B, T, 1)
-        h = (self.embed(input_ids) * m).sum(1) / m.sum(1).clamp_min(1)              # mean over real tokens, (B, D)
+        h = masked_mean(self.embed(input_ids), input_ids != self.config.pad_token_id)   # mean over real tokens, (B, D)
         return self.classifier(h)                                                  # (B, K)
 
 

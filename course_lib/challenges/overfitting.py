@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..transformer.layers import masked_mean
+
 __all__ = ["tokenize", "Vocabulary", "BagOfEmbeddings", "TrainConfig", "token_dropout", "synonym_replace",
            "synonym_table", "patience_stop", "train_classifier", "REMEDIES", "remedy_config", "learning_curve"]
 
@@ -84,8 +86,7 @@ class BagOfEmbeddings(nn.Module):
         self.classifier = nn.Sequential(*layers)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        mask = (input_ids != 0).unsqueeze(-1).float()                          # (B, T, 1)
-        h = (self.embeddings(input_ids) * mask).sum(1) / mask.sum(1).clamp(min=1)   # (B, D) mean over words
+        h = masked_mean(self.embeddings(input_ids), input_ids != 0)             # (B, D) mean over words
         return self.classifier(h)                                              # (B, K)
 
 

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..finetuning.classification import SequenceClassifierOutput
+from ..transformer.layers import masked_mean
 
 
 def _check(temperature, alpha) -> None:
@@ -113,8 +114,7 @@ def mean_pooled_features(encoder: nn.Module, batches: list[dict]) -> torch.Tenso
     feats, index = [], []
     for b in batches:
         h = encoder(b["input_ids"], attention_mask=b["attention_mask"]).last_hidden_state   # (B, T, D)
-        m = b["attention_mask"].unsqueeze(-1).to(h.dtype)                                   # (B, T, 1)
-        feats.append((h * m).sum(1) / m.sum(1).clamp_min(1))                                # mean over real tokens
+        feats.append(masked_mean(h, b["attention_mask"]))                                   # mean over real tokens
         index.append(b["index"])
     order = torch.argsort(torch.cat(index))
     return torch.cat(feats)[order]

@@ -146,6 +146,16 @@ ACTIVATIONS_NUMPY = {
 _FFN_SHAPES = ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias")
 
 
+def masked_mean(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``h`` (B, T, D) over the positions where ``mask`` (B, T) is non-zero: (B, D).
+
+    mean_b = sum_t m_bt h_bt / sum_t m_bt; a row with no real position gives zeros (0 / 1).
+    The sentence embedding of mean pooling, and the input of a bag-of-tokens classifier.
+    """
+    m = mask.unsqueeze(-1).to(h.dtype)                                       # (B, T, 1)
+    return (h * m).sum(1) / m.sum(1).clamp_min(1)                             # (B, D)
+
+
 def _check_ffn_params(params, x_shape) -> None:
     missing = [k for k in _FFN_SHAPES if k not in params] if isinstance(params, dict) else list(_FFN_SHAPES)
     if missing:
